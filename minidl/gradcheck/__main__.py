@@ -1,0 +1,48 @@
+"""``python -m minidl.gradcheck [--op NAME] [--seed N]``: check every registered case and
+print a table (case, ops, input shapes, max abs error, max rel error, pass/fail).
+Exits with status 1 if any case fails."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from minidl.gradcheck.registry import all_cases
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minidl.gradcheck", description=__doc__)
+    parser.add_argument("--op", help="only cases whose name or ops contain this text")
+    parser.add_argument("--seed", type=int, default=0, help="seed for inputs and upstream grads")
+    args = parser.parse_args(argv)
+    cases = all_cases()
+    rows, failed = [], 0
+    for name, case in cases.items():
+        result = case.check(seed=args.seed, raise_on_failure=False)
+        if args.op and args.op.lower() not in (name + " ".join(result.ops)).lower():
+            continue
+        failed += not result.passed
+        shapes = " ".join("x".join(map(str, s)) or "()" for s in result.shapes)
+        rows.append(
+            (
+                name,
+                ",".join(result.ops),
+                shapes,
+                f"{result.max_abs_err:.1e}",
+                f"{result.max_rel_err:.1e}",
+                "pass" if result.passed else "FAIL",
+            )
+        )
+    if not rows:
+        print(f"no case matches --op {args.op!r}", file=sys.stderr)
+        return 2
+    header = ("case", "ops", "input shapes", "max abs err", "max rel err", "result")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"\n{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

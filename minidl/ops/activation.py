@@ -1,0 +1,189 @@
+"""Activation functions and the softmax family.
+
+Where the derivative is undefined at one point, the value PyTorch uses is given:
+relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = 1.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from minidl import backend
+from minidl.ops.broadcasting import normalize_axis
+from minidl.tensor import Function
+
+
+class ReLU(Function):
+    """y = max(x, 0);  dx = dy where x > 0 (0 at x = 0)"""
+
+    def forward(self, x: Any) -> Any:
+        y = self.xp.maximum(x, 0)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        (y,) = self.saved
+        return dy * (y > 0)
+
+
+class LeakyReLU(Function):
+    """y = x if x > 0 else slope * x;  dx = dy if x > 0 else slope * dy"""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.slope = negative_slope
+
+    def forward(self, x: Any) -> Any:
+        positive = x > 0
+        self.save_for_backward(positive)
+        return self.xp.where(positive, x, self.slope * x)
+
+    def backward(self, dy: Any) -> Any:
+        (positive,) = self.saved
+        return self.xp.where(positive, dy, self.slope * dy)
+
+
+class ELU(Function):
+    """y = x if x > 0 else alpha (exp(x) - 1);  dx = dy if x >= 0 else dy (y + alpha)"""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def forward(self, x: Any) -> Any:
+        y = self.xp.where(x > 0, x, self.alpha * self.xp.expm1(self.xp.minimum(x, 0)))
+        self.save_for_backward(x, y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        x, y = self.saved
+        return self.xp.where(x >= 0, dy, dy * (y + self.alpha))
+
+
+class GELU(Function):
+    """y = x Phi(x), Phi the standard normal CDF;  dx = dy (Phi(x) + x phi(x)).
+
+    ``approximate="tanh"``: y = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
+    dx = dy (1/2 (1 + t) + x/2 (1 - t^2) du/dx), t = tanh(u)."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Any) -> Any:
+        self.save_for_backward(x)
+        if self.approximate == "tanh":
+            return 0.5 * x * (1 + self.xp.tanh(_gelu_u(x)))
+        return x * _normal_cdf(x)
+
+    def backward(self, dy: Any) -> Any:
+        (x,) = self.saved
+        if self.approximate == "tanh":
+            t = self.xp.tanh(_gelu_u(x))
+            du = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+            return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+        pdf = self.xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return dy * (_normal_cdf(x) + x * pdf)
+
+
+def _gelu_u(x: Any) -> Any:
+    return math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+
+
+def _normal_cdf(x: Any) -> Any:
+    return 0.5 * (1 + backend.erf(x / math.sqrt(2)))
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x));  dx = dy y (1 - y)
+
+    Computed as exp(min(x, 0)) / (1 + exp(-|x|)) so that no exp overflows."""
+
+    def forward(self, x: Any) -> Any:
+        y = sigmoid_array(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        (y,) = self.saved
+        return dy * y * (1 - y)
+
+
+def sigmoid_array(x: Any) -> Any:
+    """The logistic function of an array, stable for large |x|."""
+    xp = backend.get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Tanh(Function):
+    """y = tanh(x);  dx = dy (1 - y^2)"""
+
+    def forward(self, x: Any) -> Any:
+        y = self.xp.tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        (y,) = self.saved
+        return dy * (1 - y * y)
+
+
+class Softplus(Function):
+    """y = log(1 + exp(beta x)) / beta (y = x where beta x > threshold);
+    dx = dy sigmoid(beta x) (dy where beta x > threshold)"""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x: Any) -> Any:
+        bx = self.beta * x
+        self.save_for_backward(bx)
+        soft = (self.xp.maximum(bx, 0) + self.xp.log1p(self.xp.exp(-self.xp.abs(bx)))) / self.beta
+        return self.xp.where(bx > self.threshold, x, soft)
+
+    def backward(self, dy: Any) -> Any:
+        (bx,) = self.saved
+        return self.xp.where(bx > self.threshold, dy, dy * sigmoid_array(bx))
+
+
+class Softmax(Function):
+    """y_i = exp(x_i) / sum_j exp(x_j) along ``axis``;  dx = y (dy - sum_j dy_j y_j)"""
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        (self.axis,) = normalize_axis("softmax", self.axis, x.ndim)
+        e = self.xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        y = e / e.sum(axis=self.axis, keepdims=True)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        (y,) = self.saved
+        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - logsumexp(x) along ``axis``;  dx = dy - softmax(x) sum_j dy_j"""
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        (self.axis,) = normalize_axis("log_softmax", self.axis, x.ndim)
+        y = log_softmax_array(x, self.axis)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        (y,) = self.saved
+        return dy - self.xp.exp(y) * dy.sum(axis=self.axis, keepdims=True)
+
+
+def log_softmax_array(x: Any, axis: int) -> Any:
+    """log softmax of an array, shifted by the max so that it is finite for large inputs."""
+    xp = backend.get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
