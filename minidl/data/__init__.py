@@ -1,0 +1,91 @@
+"""minidl.data: datasets, batching, image transforms and loaders of real data sets.
+
+NumPy only; Pillow (images), soundfile (WAV) and medmnist are imported when first needed.
+Data files are found under `data_root()` (``$MINIDL_DATA``, else ``~/.cache/minidl``).
+"""
+
+from .archive import read_files
+from .audio import SpokenDigits, load_fsdd, read_wav
+from .cache import cache_root, cached_arrays
+from .cifar import load_cifar10, load_cifar100
+from .dataset import (
+    Dataset,
+    LabeledData,
+    Subset,
+    TensorDataset,
+    class_weights,
+    random_split,
+    stratified_split,
+)
+from .imagefolder import ImageFolder, decode_image
+from .imdb import load_imdb, load_movie_reviews, read_text_classes
+from .loader import DataLoader, default_collate
+from .medmnist import load_medmnist
+from .mnist import load_fashion_mnist, load_mnist, parse_idx, read_idx
+from .sources import DataCorruptError, DataNotFoundError, data_root, fetch, verify_file
+from .tabular import TabularData, load_adbench, load_csv
+from .text import CharVocab, load_text, load_tinyshakespeare
+from .transforms import (
+    ColorJitter,
+    Compose,
+    GaussianNoise,
+    Normalize,
+    RandomAffine,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomVerticalFlip,
+    Resize,
+    to_float_chw,
+)
+
+__all__ = [
+    "CharVocab",
+    "ColorJitter",
+    "Compose",
+    "DataCorruptError",
+    "DataLoader",
+    "DataNotFoundError",
+    "Dataset",
+    "GaussianNoise",
+    "ImageFolder",
+    "LabeledData",
+    "Normalize",
+    "RandomAffine",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "RandomRotation",
+    "RandomVerticalFlip",
+    "Resize",
+    "SpokenDigits",
+    "Subset",
+    "TabularData",
+    "TensorDataset",
+    "cache_root",
+    "cached_arrays",
+    "class_weights",
+    "data_root",
+    "decode_image",
+    "default_collate",
+    "fetch",
+    "load_adbench",
+    "load_cifar10",
+    "load_cifar100",
+    "load_csv",
+    "load_fashion_mnist",
+    "load_fsdd",
+    "load_imdb",
+    "load_medmnist",
+    "load_mnist",
+    "load_movie_reviews",
+    "load_text",
+    "load_tinyshakespeare",
+    "parse_idx",
+    "random_split",
+    "read_files",
+    "read_idx",
+    "read_text_classes",
+    "stratified_split",
+    "to_float_chw",
+    "verify_file",
+]

@@ -1,0 +1,119 @@
+"""Where data sets live on disk, and how a missing file is fetched and checked.
+
+Every loader finds its files under one root folder, laid out as in the project's shared data
+(``mnist/train-images-idx3-ubyte.gz``, ``cifar10/...``, ``text/tinyshakespeare.txt``).
+A file that is there is checked against its published checksum; a file that is not is
+downloaded into a temporary file beside its final place, checked, and only then renamed,
+so a half-finished or wrong download never takes the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import BinaryIO
+
+logger = logging.getLogger(__name__)
+
+DATA_ENV = "MINIDL_DATA"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is neither on disk nor downloadable (no network, or the server said no)."""
+
+
+class DataCorruptError(ValueError):
+    """A data file is on disk but damaged: wrong checksum, bad magic number, truncated, ..."""
+
+
+def data_root() -> Path:
+    """The folder that holds every data set: ``$MINIDL_DATA``, else ``~/.cache/minidl``."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "minidl"
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """The root a loader was given, or `data_root()` when it was given none."""
+    return Path(root).expanduser() if root is not None else data_root()
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks so large archives need no memory."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, sha256: str | None = None, md5: str | None = None) -> None:
+    """Raise `DataCorruptError` unless the file has the given digest(s); None skips a check."""
+    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
+        if expected is None:
+            continue
+        actual = file_digest(path, algorithm)
+        if actual != expected.lower():
+            raise DataCorruptError(
+                f"{path}: {algorithm} is {actual}, expected {expected}. The file is damaged or "
+                f"is not the published one; delete it so that it is downloaded again."
+            )
+
+
+def fetch(
+    relative_path: str,
+    url: str,
+    sha256: str | None = None,
+    *,
+    md5: str | None = None,
+    root: str | os.PathLike | None = None,
+) -> Path:
+    """Path of ``root / relative_path``, downloading it from `url` first if it is missing.
+
+    A file already on disk is verified against `sha256` (and `md5`, for sources such as
+    MedMNIST that publish only MD5) when given. A download goes to a temporary file in the
+    same folder, is verified, then renamed with `os.replace`, which is atomic.
+    Raises `DataNotFoundError` (naming the file, the URL and the folder) when the download
+    fails, and `DataCorruptError` when a checksum does not match.
+    """
+    path = resolve_root(root) / relative_path
+    if path.is_file():
+        verify_file(path, sha256, md5)
+        return path
+    _download_verified(url, path, sha256, md5)
+    return path
+
+
+def _download(url: str, out: BinaryIO) -> None:
+    """Copy the body at `url` into `out`. Tests replace this function: there is no network."""
+    with urllib.request.urlopen(url, timeout=60) as response:
+        shutil.copyfileobj(response, out, 1 << 20)
+
+
+def _download_verified(url: str, path: Path, sha256: str | None, md5: str | None) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        logger.info("downloading %s to %s", url, path)
+        with os.fdopen(fd, "wb") as out:
+            _download(url, out)
+        os.chmod(tmp, 0o644)  # mkstemp makes files 0600; data is for every user
+        verify_file(Path(tmp), sha256, md5)
+        os.replace(tmp, path)
+        tmp = None
+    except DataCorruptError as err:
+        raise DataCorruptError(f"download of {path.name} from {url} is wrong: {err}") from err
+    except OSError as err:  # URLError, timeouts, refused connections and unwritable folders
+        raise DataNotFoundError(
+            f"{path.name} is not in {path.parent} and could not be downloaded from {url} "
+            f"({err}). Download it on a machine with network access and put it in "
+            f"{path.parent}, or set {DATA_ENV} to a folder that already holds it."
+        ) from err
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
