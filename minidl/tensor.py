@@ -753,6 +753,10 @@ def _as_tensors(op: str, inputs: tuple) -> tuple[Tensor, ...]:
     if like is None:
         return tuple(tensor(x) for x in inputs)
     device = like.device
+    if like.dtype.kind in "iub" and any(isinstance(x, float) for x in inputs):
+        # int tensor (op) float scalar is float32 in PyTorch; NumPy would give float64
+        inputs = tuple(x.to(float32) if isinstance(x, Tensor) else x for x in inputs)
+        like = like.to(float32)
     out = []
     for x in inputs:
         if not isinstance(x, Tensor):
@@ -767,14 +771,10 @@ def _as_tensors(op: str, inputs: tuple) -> tuple[Tensor, ...]:
 
 
 def _constant(value: Any, like: Tensor) -> Any:
-    """A Python scalar takes the tensor's dtype (as in PyTorch); an int tensor with a
-    float scalar gives float32."""
+    """A Python scalar takes the tensor's dtype, as in PyTorch."""
     xp = backend.get_array_module(like.data)
     if isinstance(value, (bool, int, float)):
-        dtype = like.dtype
-        if isinstance(value, float) and not xp.issubdtype(dtype, xp.floating):
-            dtype = float32
-        return xp.asarray(value, dtype=dtype)
+        return xp.asarray(value, dtype=like.dtype)
     return backend.to_device(_host_array(value, None), like.device)
 
 

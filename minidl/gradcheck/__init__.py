@@ -77,7 +77,7 @@ def gradcheck(
         worst_rel = max(worst_rel, float(rel.max(initial=0)))
         excess = err - (atol + rtol * np.abs(numeric))
         if failure is None and excess.size and excess.max() > 0:
-            at = np.unravel_index(int(excess.argmax()), x.shape)
+            at = tuple(int(k) for k in np.unravel_index(int(excess.argmax()), x.shape))
             failure = (i, x.shape, at, analytic[at], numeric[at])
     result = GradcheckResult(
         name, [x.shape for x in xs], worst_abs, worst_rel, ops, passed=failure is None

@@ -14,6 +14,7 @@ from minidl.gradcheck.registry import (
     with_ints,
 )
 from minidl.nn import functional as F
+from minidl.ops.shape import ToDevice
 
 # arithmetic
 register("add broadcast", lambda a, b: a + b, normal((3, 4), (4,)))
@@ -145,3 +146,6 @@ register(
     lambda r: [np.log(r.dirichlet(np.ones(4), 3)), np.log(r.dirichlet(np.ones(4), 3))],
 )
 register("gaussian_kl", F.gaussian_kl, normal((3, 4), (3, 4)))
+# Moving to the tensor's own device exercises the op everywhere; tests/test_backend.py
+# checks the gradient across devices on the simulated one.
+register("to device", lambda a: ToDevice(a.device)(a) * a, normal((3,)))

@@ -32,11 +32,8 @@ class MatMul(Function):
         a, b = self.saved
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        dy2 = dy
-        if a.ndim == 1:
-            dy2 = dy2[..., None, :]
-        if b.ndim == 1:
-            dy2 = dy2[..., None]
+        batch = broadcast_shape("matmul", a2.shape[:-2], b2.shape[:-2])
+        dy2 = dy.reshape((*batch, a2.shape[-2], b2.shape[-1]))  # dims of 1-D operands back
         da = db = None
         if self.needs_input_grad[0]:
             da = unbroadcast(dy2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)

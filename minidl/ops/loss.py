@@ -14,6 +14,8 @@ from minidl.tensor import Function
 class PairLoss(Function):
     """A loss of (prediction, target) pairs of the same shape; ``da = -db``."""
 
+    _abstract = True  # a base for the ops below, not an op itself
+
     def forward(self, a: Any, b: Any) -> Any:
         broadcast_shape(self.name, a.shape, b.shape)
         self.shapes = a.shape, b.shape

@@ -32,6 +32,8 @@ def reduced_count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
 class Reduction(Function):
     """Holds the axes and ``keepdims`` of a reduction, normalised when forward sees x."""
 
+    _abstract = True  # a base for the ops below, not an op itself
+
     def __init__(self, axis: Any = None, keepdims: bool = False) -> None:
         self.axis, self.keepdims = axis, keepdims
 

@@ -1,0 +1,151 @@
+"""Batch and layer normalisation, each one fused op with the closed-form backward.
+
+Both standardise x over a set of axes, xhat = (x - mean) / sqrt(var + eps), then scale and
+shift: y = weight * xhat + bias. When mean and var are computed from x itself (training
+BatchNorm, LayerNorm), they depend on x, and the chain rule through them collapses to
+
+    dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),  dxhat = dy * weight,
+
+with m the number of values each mean is taken over and the sums over the same axes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minidl.tensor import Function
+
+
+def _standardize(x: Any, axes: tuple[int, ...], eps: float, xp: Any) -> tuple[Any, ...]:
+    """(xhat, mean, var, invstd) with the biased variance over ``axes`` (kept as size 1)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    invstd = 1.0 / xp.sqrt(var + eps)
+    centered *= invstd
+    return centered, mean, var, invstd
+
+
+def _affine(xhat: Any, weight: Any, bias: Any) -> Any:
+    y = xhat if weight is None else xhat * weight
+    return y if bias is None else y + bias
+
+
+def _normalized_backward(
+    dy: Any, xhat: Any, invstd: Any, weight: Any, axes: tuple[int, ...]
+) -> Any:
+    """dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) over ``axes``: the
+    closed form above with dxhat = dy * w factored out (w is constant over the axes)."""
+    mean_dy = dy.mean(axis=axes, keepdims=True)
+    mean_dy_xhat = (dy * xhat).mean(axis=axes, keepdims=True)
+    scale = invstd if weight is None else invstd * weight
+    return (dy - mean_dy - xhat * mean_dy_xhat) * scale
+
+
+class BatchNorm(Function):
+    """Batch normalisation over every axis but the channel axis 1.
+
+    x: (N, C, *) -> y: (N, C, *); weight, bias: (C,) (optional); running_mean,
+    running_var: (C,) arrays, or None.
+    Training: mean, var are the batch statistics over the m = N * prod(*) values of each
+    channel (var biased), and the running statistics, if given, are updated in place:
+    running = (1 - momentum) * running + momentum * batch, with the unbiased var
+    (var * m / (m - 1)). dx is the closed form of the module docstring.
+    Eval: mean, var are the running statistics (constants), so dx = dy * weight * invstd.
+    dweight = sum(dy * xhat), dbias = sum(dy), both summed over every axis but 1.
+    """
+
+    def __init__(
+        self,
+        running_mean: Any,
+        running_var: Any,
+        training: bool,
+        momentum: float,
+        eps: float,
+    ) -> None:
+        self.running_mean, self.running_var = running_mean, running_var
+        self.training, self.momentum, self.eps = training, momentum, eps
+
+    def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, L): two axes to reduce
+        self.axes, self.x_shape = (0, 2), x.shape
+        self.m = x3.shape[0] * x3.shape[2]
+        w, b = _channel(weight), _channel(bias)
+        if self.training:
+            xhat, mean, var, invstd = _standardize(x3, self.axes, self.eps, self.xp)
+            self._update_running(mean, var)
+        else:
+            mean, var = _channel(self.running_mean), _channel(self.running_var)
+            invstd = 1.0 / self.xp.sqrt(var + self.eps)
+            xhat = (x3 - mean) * invstd
+        self.save_for_backward(xhat, invstd, w)
+        return _affine(xhat, w, b).reshape(x.shape)
+
+    def _update_running(self, mean: Any, var: Any) -> None:
+        """running = (1 - momentum) * running + momentum * batch, in place."""
+        if self.running_mean is None:
+            return
+        unbiased = var.reshape(-1) * (self.m / (self.m - 1))
+        self.running_mean *= 1 - self.momentum
+        self.running_mean += self.momentum * mean.reshape(-1)
+        self.running_var *= 1 - self.momentum
+        self.running_var += self.momentum * unbiased
+
+    def backward(self, dy: Any) -> tuple:
+        xhat, invstd, w = self.saved
+        dy3 = dy.reshape(xhat.shape)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            if self.training:
+                dx = _normalized_backward(dy3, xhat, invstd, w, self.axes)
+            else:
+                dx = dy3 * (invstd if w is None else invstd * w)
+            dx = dx.reshape(self.x_shape)
+        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
+            dw = (dy3 * xhat).sum(axis=self.axes)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            db = dy3.sum(axis=self.axes)
+        return dx, dw, db
+
+
+def _channel(v: Any) -> Any:
+    """A per-channel vector (C,) as (1, C, 1), to broadcast over (N, C, L)."""
+    return None if v is None else v.reshape(1, -1, 1)
+
+
+class LayerNorm(Function):
+    """Layer normalisation over the last k axes.
+
+    x: (*, *normalized_shape) -> y: same shape; weight, bias: normalized_shape (optional).
+    Each row of the m = prod(normalized_shape) trailing values is standardised with its
+    own mean and biased var; dx is the closed form of the module docstring per row;
+    dweight = sum(dy * xhat), dbias = sum(dy), both summed over the leading axes.
+    """
+
+    def __init__(self, k: int, eps: float) -> None:
+        self.k, self.eps = k, eps
+
+    def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+        self.x_shape = x.shape
+        self.m = 1
+        for d in x.shape[x.ndim - self.k :]:
+            self.m *= d
+        x2 = x.reshape(-1, self.m)  # one row per normalised group
+        xhat, _, _, invstd = _standardize(x2, (1,), self.eps, self.xp)
+        w = None if weight is None else weight.reshape(-1)
+        b = None if bias is None else bias.reshape(-1)
+        self.save_for_backward(xhat, invstd, w)
+        return _affine(xhat, w, b).reshape(x.shape)
+
+    def backward(self, dy: Any) -> tuple:
+        xhat, invstd, w = self.saved
+        dy2 = dy.reshape(xhat.shape)
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dx = _normalized_backward(dy2, xhat, invstd, w, (1,)).reshape(self.x_shape)
+        trailing = self.x_shape[len(self.x_shape) - self.k :]
+        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
+            dw = (dy2 * xhat).sum(axis=0).reshape(trailing)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            db = dy2.sum(axis=0).reshape(trailing)
+        return dx, dw, db

@@ -1,0 +1,112 @@
+"""The gradient checker itself: it catches wrong backwards, and every op is registered."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.gradcheck import GradcheckError, gradcheck
+from minidl.gradcheck.__main__ import main
+from minidl.gradcheck.registry import all_cases, normal, register
+from minidl.tensor import Function
+
+
+class TransposedGrad(Function):
+    """y = x @ w with a backward that forgets a transpose (for a square w it still has
+    the right shape, and an all-ones upstream gradient would hide it)."""
+
+    def forward(self, x, w):
+        self.save_for_backward(x, w)
+        return x @ w
+
+    def backward(self, dy):
+        x, w = self.saved
+        return dy @ w, x.T @ dy
+
+
+class Halved(Function):
+    """y = x^2 with dx = x (off by a factor of 2)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, dy):
+        (x,) = self.saved
+        return dy * x
+
+
+TEST_ONLY = {"TransposedGrad", "Halved"}
+
+
+def test_gradcheck_catches_a_missing_transpose():
+    rng = np.random.default_rng(0)
+    x = md.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    w = md.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    with pytest.raises(GradcheckError, match=r"TransposedGrad: input 0 of shape \(3, 3\)"):
+        gradcheck(lambda a, b: TransposedGrad()(a, b), x, w)
+
+
+def test_gradcheck_error_names_index_and_both_values():
+    x = md.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda a: Halved()(a), x, seed=1)
+    found = re.search(
+        r"worst at index \((\d),\): analytic (\S+) vs numerical (\S+)", str(info.value)
+    )
+    assert found, str(info.value)
+    analytic, numerical = float(found[2]), float(found[3])
+    assert analytic == pytest.approx(numerical / 2, rel=1e-5)  # the bug: half the gradient
+
+
+def test_gradcheck_passes_and_reports_errors():
+    result = gradcheck(lambda a: (a * a).sum(), md.tensor([1.0, 2.0], requires_grad=True))
+    assert result and result.max_abs_err < 1e-6 and result.ops == ["Mul", "Sum"]
+
+
+def _function_classes():
+    import minidl.ops  # noqa: F401  (imports every op family)
+
+    found, stack = set(), [Function]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            concrete = sub.__module__.startswith("minidl.") and not sub.__dict__.get("_abstract")
+            if concrete and sub.__name__ not in TEST_ONLY:
+                found.add(sub.__name__)
+    return found
+
+
+def test_every_op_has_a_registered_gradcheck_case():
+    covered = set()
+    for case in all_cases().values():
+        covered.update(case.check(raise_on_failure=False).ops)
+    missing = _function_classes() - covered
+    assert not missing, f"ops without a gradcheck case: {sorted(missing)}"
+
+
+def test_every_registered_case_passes():
+    failures = [n for n, c in all_cases().items() if not c.check(raise_on_failure=False)]
+    assert not failures
+
+
+def test_report_command(capsys):
+    assert main(["--op", "matmul"]) == 0
+    out = capsys.readouterr().out
+    assert "MatMul" in out and "max abs err" in out and "0 failed" in out
+    assert main(["--op", "no-such-op"]) == 2
+
+
+def test_report_command_fails_on_a_broken_op(capsys):
+    from minidl.gradcheck import registry
+
+    register("halved (broken on purpose)", lambda a: Halved()(a), normal((3,)))
+    try:
+        assert main(["--op", "halved"]) == 1
+        assert "FAIL" in capsys.readouterr().out
+    finally:
+        del registry.CASES["halved (broken on purpose)"]
