@@ -4,6 +4,7 @@ import gzip
 import io
 import struct
 import urllib.error
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,3 +42,9 @@ def image_bytes(pixels: np.ndarray, fmt: str) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+@pytest.fixture
+def fmt():
+    """The writers above, for tests (conftest modules are not imported by name)."""
+    return SimpleNamespace(idx_bytes=idx_bytes, write_idx_gz=write_idx_gz, image_bytes=image_bytes)
