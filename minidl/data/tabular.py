@@ -102,7 +102,7 @@ def _number_column(path: Path, cells: np.ndarray, header: list[str], column: int
         # Only now look cell by cell, to name the first one that is not a number.
         row = next((r for r, v in enumerate(cells[:, column]) if not _parses(v)), None)
         where = f"line {row + 2}, " if row is not None else ""
-        value = f"{cells[row, column]!r} " if row is not None else "a value "
+        value = f"{str(cells[row, column])!r} " if row is not None else "a value "
         raise DataCorruptError(
             f"{path}: {where}column {header[column]!r}: {value}is not a number"
         ) from None
