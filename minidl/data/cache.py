@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import tempfile
 import warnings
 import zipfile
@@ -17,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from .sources import is_writable_dir
 
 CACHE_ENV = "MINIDL_CACHE"
 _SIZE_KEY = "__source_size"
@@ -29,20 +30,10 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "minidl"
 
 
-def _is_writable_dir(folder: Path) -> bool:
-    # root passes os.access everywhere, so the mode bits are checked too: a folder with no
-    # write bit is shared data that must stay as it is, whoever we run as.
-    try:
-        mode = folder.stat().st_mode
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
 def cache_path(source: Path, suffix: str) -> Path:
     """Where arrays decoded from `source` are kept: beside it if its folder is writable, else
     under ``cache_root()/decoded`` with a tag of the source's absolute path in the name."""
-    if _is_writable_dir(source.parent):
+    if is_writable_dir(source.parent):
         return source.with_name(source.name + suffix)
     tag = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
     return cache_root() / "decoded" / f"{source.name}.{tag}{suffix}"

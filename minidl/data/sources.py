@@ -9,10 +9,12 @@ so a half-finished or wrong download never takes the real name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -35,6 +37,30 @@ def data_root() -> Path:
     """The folder that holds every data set: ``$MINIDL_DATA``, else ``~/.cache/minidl``."""
     env = os.environ.get(DATA_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "minidl"
+
+
+def is_writable_dir(folder: Path) -> bool:
+    """True if we may write in `folder`. root passes os.access everywhere, so the mode bits
+    count too: a folder with no write bit is shared data to leave as it is, whoever we are."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    writable_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    return os.access(folder, os.W_OK) and bool(mode & writable_bits)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create `folder` and missing parents, refusing inside a read-only one; returns the
+    folders created, deepest first, so that a failed download can remove them again."""
+    created, existing = [], folder
+    while not existing.exists():
+        created.append(existing)
+        existing = existing.parent
+    if not is_writable_dir(existing):
+        raise PermissionError(f"{existing} is read-only")
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
@@ -95,9 +121,9 @@ def _download(url: str, out: BinaryIO) -> None:
 
 
 def _download_verified(url: str, path: Path, sha256: str | None, md5: str | None) -> None:
-    tmp = None
+    tmp, created = None, []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        created = _make_folder(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         logger.info("downloading %s to %s", url, path)
         with os.fdopen(fd, "wb") as out:
@@ -117,3 +143,7 @@ def _download_verified(url: str, path: Path, sha256: str | None, md5: str | None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if not path.exists():
+            for folder in created:  # deepest first; leave no empty folders behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()

@@ -54,7 +54,18 @@ def test_missing_file_offline_names_file_url_and_folder(tmp_path):
         fetch("set/thing.bin", URL, sha(b"payload"), root=tmp_path)
     message = str(err.value)
     assert "thing.bin" in message and URL in message and str(tmp_path / "set") in message
-    assert os.listdir(tmp_path / "set") == []  # no half-written file left behind
+    assert os.listdir(tmp_path) == []  # no half-written file, no empty folder left behind
+
+
+def test_no_folder_is_made_inside_read_only_data(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o555)
+    try:
+        with pytest.raises(DataNotFoundError, match=r"read-only"):
+            fetch("cifar100/thing.bin", URL, root=shared)
+        assert os.listdir(shared) == []
+    finally:
+        shared.chmod(0o755)
 
 
 def test_download_is_verified_then_renamed(monkeypatch, tmp_path):
@@ -76,7 +87,7 @@ def test_wrong_download_is_discarded(monkeypatch, tmp_path):
     with pytest.raises(DataCorruptError) as err:
         fetch("set/thing.bin", URL, sha(b"payload"), root=tmp_path)
     assert URL in str(err.value) and sha(b"truncat") in str(err.value)
-    assert os.listdir(tmp_path / "set") == []
+    assert os.listdir(tmp_path) == []
 
 
 def test_interrupted_download_leaves_nothing(monkeypatch, tmp_path):
