@@ -83,3 +83,11 @@ def test_real_cupy_matches_numpy(monkeypatch):
     for t in (cpu, gpu):
         (t.tanh() @ t.T).logsumexp(dim=1).sum().backward()
     np.testing.assert_allclose(gpu.grad.numpy(), cpu.grad.numpy(), rtol=1e-10)
+
+
+def test_moving_a_host_array_to_the_device_copies_it(simulated_cuda):
+    host = np.zeros(3)
+    t = md.tensor(host, device="cuda")
+    with md.no_grad():
+        t.add_(1)
+    np.testing.assert_array_equal(host, 0)

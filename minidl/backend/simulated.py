@@ -209,7 +209,9 @@ class _SimulatedXp(_Module):
     """The top-level module: ``asarray``/``array`` accept host arrays (a host-to-device copy)."""
 
     def asarray(self, a: Any, dtype: Any = None) -> SimArray:
-        return SimArray(np.asarray(a._a if isinstance(a, SimArray) else a, dtype=dtype))
+        if isinstance(a, SimArray):
+            return SimArray(np.asarray(a._a, dtype=dtype))
+        return SimArray(np.array(a, dtype=dtype))  # host to device is always a copy
 
     def array(self, a: Any, dtype: Any = None, copy: bool = True) -> SimArray:
         return SimArray(np.array(a._a if isinstance(a, SimArray) else a, dtype=dtype, copy=copy))

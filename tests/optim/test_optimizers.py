@@ -1,0 +1,520 @@
+"""Optimizers: each update rule against the same rule written out in NumPy, against
+PyTorch (same start, same gradients, same parameters after 10 steps), state-dict round
+trips, parameter groups, validation, and minimisation of Rosenbrock's function.
+
+Every test runs on the CPU and on the simulated CUDA device."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minidl
+from minidl import backend, optim
+from minidl.nn import Parameter
+
+
+@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
+def device(request, monkeypatch):
+    if request.param == "simulated-cuda":
+        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
+        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
+    return backend.default_device()
+
+
+# --------------------------------------------------------------------- NumPy references
+# Each takes the initial parameter and the gradient sequence and returns the parameters
+# after every step, following the algorithm boxes of PyTorch's documentation.
+def sgd_ref(
+    p, grads, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False
+):
+    b, out = None, []
+    for g in grads:
+        g = -g if maximize else g
+        g = g + weight_decay * p
+        if momentum != 0:
+            b = g.copy() if b is None else momentum * b + (1 - dampening) * g
+            g = g + momentum * b if nesterov else b
+        p = p - lr * g
+        out.append(p)
+    return out
+
+
+def adam_ref(
+    p,
+    grads,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0,
+    amsgrad=False,
+    maximize=False,
+    decoupled=False,
+):
+    b1, b2 = betas
+    m = v = v_max = np.zeros_like(p)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        g = -g if maximize else g
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        if amsgrad:
+            v_max = np.maximum(v_max, v)
+            v_hat = v_max / (1 - b2**t)
+        else:
+            v_hat = v / (1 - b2**t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+def adamw_ref(p, grads, weight_decay=1e-2, **kwargs):
+    return adam_ref(p, grads, weight_decay=weight_decay, decoupled=True, **kwargs)
+
+
+def rmsprop_ref(
+    p,
+    grads,
+    lr=1e-2,
+    alpha=0.99,
+    eps=1e-8,
+    weight_decay=0,
+    momentum=0,
+    centered=False,
+    maximize=False,
+):
+    v = a = b = np.zeros_like(p)
+    out = []
+    for g in grads:
+        g = -g if maximize else g
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        v_tilde = v
+        if centered:
+            a = alpha * a + (1 - alpha) * g
+            v_tilde = v - a * a
+        if momentum > 0:
+            b = momentum * b + g / (np.sqrt(v_tilde) + eps)
+            p = p - lr * b
+        else:
+            p = p - lr * g / (np.sqrt(v_tilde) + eps)
+        out.append(p)
+    return out
+
+
+def adagrad_ref(
+    p,
+    grads,
+    lr=1e-2,
+    lr_decay=0,
+    weight_decay=0,
+    initial_accumulator_value=0,
+    eps=1e-10,
+    maximize=False,
+):
+    s = np.full_like(p, initial_accumulator_value)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        g = -g if maximize else g
+        g = g + weight_decay * p
+        lr_t = lr / (1 + (t - 1) * lr_decay)
+        s = s + g * g
+        p = p - lr_t * g / (np.sqrt(s) + eps)
+        out.append(p)
+    return out
+
+
+REFERENCES = {
+    "SGD": sgd_ref,
+    "Adam": adam_ref,
+    "AdamW": adamw_ref,
+    "RMSprop": rmsprop_ref,
+    "Adagrad": adagrad_ref,
+}
+
+VARIANTS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.05)),
+    ("SGD", dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, maximize=True)),
+    ("Adam", dict()),
+    ("Adam", dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1)),
+    ("Adam", dict(lr=0.05, amsgrad=True)),
+    ("Adam", dict(lr=0.05, amsgrad=True, weight_decay=0.02, maximize=True)),
+    ("AdamW", dict(lr=0.05)),
+    ("AdamW", dict(lr=0.05, weight_decay=0.3, amsgrad=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.005, momentum=0.5, centered=True, weight_decay=0.05, maximize=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1)),
+    ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.5, eps=1e-6, maximize=True)),
+]
+IDS = [f"{name}-{kwargs}" for name, kwargs in VARIANTS]
+SHAPES = [(3, 4), (5,)]
+
+
+def problem(steps: int, dtype=np.float64, seed: int = 0):
+    """Initial values and a gradient sequence for two parameters of different shapes."""
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+    return init, grads
+
+
+def run_minidl(name, kwargs, init, grads):
+    # a.copy(): the simulated device's host-to-device move may share memory with `a`
+    params = [Parameter(minidl.tensor(a.copy())) for a in init]
+    opt = getattr(optim, name)(params, **kwargs)
+    history = []
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = minidl.tensor(g)
+        opt.step()
+        history.append([p.numpy().copy() for p in params])
+    return history, params, opt
+
+
+@pytest.mark.parametrize(("name", "kwargs"), VARIANTS, ids=IDS)
+def test_matches_update_rule_written_in_numpy(name, kwargs):
+    init, grads = problem(steps=8)
+    history, _, _ = run_minidl(name, kwargs, init, grads)
+    for i, a in enumerate(init):
+        expected = REFERENCES[name](a, [gs[i] for gs in grads], **kwargs)
+        for step, want in enumerate(expected):
+            np.testing.assert_allclose(history[step][i], want, rtol=1e-10, atol=1e-12)
+
+
+def hyper_parameters(name: str) -> st.SearchStrategy[dict]:
+    """Valid hyper-parameters of optimizer ``name``, over their whole ranges."""
+    lr, decay, small = st.floats(1e-4, 1.0), st.floats(0.0, 0.5), st.floats(1e-10, 1e-3)
+    common = {"weight_decay": decay, "maximize": st.booleans()}
+    if name == "SGD":
+        plain = st.fixed_dictionaries(
+            {"lr": lr, "momentum": st.floats(0, 0.99), "dampening": st.floats(0, 0.9), **common}
+        )
+        nesterov = st.fixed_dictionaries(
+            {"lr": lr, "momentum": st.floats(0.1, 0.99), "nesterov": st.just(True), **common}
+        )
+        return plain | nesterov
+    if name in ("Adam", "AdamW"):
+        betas = st.tuples(st.floats(0.0, 0.99), st.floats(0.5, 0.9999))
+        return st.fixed_dictionaries(
+            {"lr": lr, "betas": betas, "eps": small, "amsgrad": st.booleans(), **common}
+        )
+    if name == "RMSprop":
+        return st.fixed_dictionaries(
+            {
+                "lr": st.floats(1e-4, 0.1),
+                "alpha": st.floats(0.5, 0.999),
+                "eps": small,
+                "momentum": st.floats(0, 0.95),
+                "centered": st.booleans(),
+                **common,
+            }
+        )
+    return st.fixed_dictionaries(
+        {
+            "lr": lr,
+            "lr_decay": st.floats(0, 1),
+            "initial_accumulator_value": st.floats(0, 1),
+            "eps": small,
+            **common,
+        }
+    )
+
+
+@given(data=st.data(), name=st.sampled_from(sorted(REFERENCES)), seed=st.integers(0, 999))
+def test_random_hyper_parameters_follow_the_update_rule(data, name, seed):
+    kwargs = data.draw(hyper_parameters(name))
+    init, grads = problem(steps=5, seed=seed)
+    history, _, _ = run_minidl(name, kwargs, init, grads)
+    for i, a in enumerate(init):
+        want = REFERENCES[name](a, [gs[i] for gs in grads], **kwargs)[-1]
+        np.testing.assert_allclose(history[-1][i], want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), VARIANTS, ids=IDS)
+def test_matches_torch_after_10_steps(name, kwargs, dtype):
+    torch = pytest.importorskip("torch")
+    init, grads = problem(steps=10, dtype=dtype, seed=1)
+    history, _, _ = run_minidl(name, kwargs, init, grads)
+    params = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    opt = getattr(torch.optim, name)(params, **kwargs)
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = torch.tensor(g)
+        opt.step()
+    for ours, theirs in zip(history[-1], params):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), VARIANTS, ids=IDS)
+def test_state_dict_round_trip_resumes_identically(name, kwargs):
+    init, grads = problem(steps=8)
+    straight, _, _ = run_minidl(name, kwargs, init, grads)
+    # Train 4 steps, save, and resume in a fresh optimizer on fresh parameters.
+    _, params, opt = run_minidl(name, kwargs, init, grads[:4])
+    saved = copy.deepcopy(opt.state_dict())
+    fresh = [Parameter(minidl.tensor(p.numpy())) for p in params]
+    resumed = getattr(optim, name)(fresh, lr=123.0)  # the saved lr must win
+    resumed.load_state_dict(saved)
+    assert resumed.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    for step, gs in enumerate(grads[4:], start=4):
+        for p, g in zip(fresh, gs):
+            p.grad = minidl.tensor(g)
+        resumed.step()
+        for p, want in zip(fresh, straight[step]):
+            np.testing.assert_array_equal(p.numpy(), want)
+
+
+def test_state_dict_layout_is_pytorchs():
+    a, b, c = (Parameter(minidl.zeros(2)) for _ in range(3))
+    opt = optim.Adam([{"params": [a, b]}, {"params": [c], "lr": 0.1}], amsgrad=True)
+    for p in (a, c):
+        p.grad = minidl.ones(2)
+    opt.step()
+    sd = opt.state_dict()
+    assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2]]
+    assert [g["lr"] for g in sd["param_groups"]] == [1e-3, 0.1]
+    assert sorted(sd["state"]) == [0, 2]  # b had no gradient, so no state
+    assert set(sd["state"][0]) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert sd["state"][0]["step"] == 1
+    np.testing.assert_allclose(sd["state"][2]["exp_avg"].numpy(), [0.1, 0.1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9)),
+        ("Adam", dict(lr=0.05, amsgrad=True)),
+        ("RMSprop", dict(momentum=0.5, centered=True)),
+        ("Adagrad", dict(lr_decay=0.1)),
+    ],
+)
+def test_loads_a_torch_state_dict_converted_to_numpy(name, kwargs):
+    torch = pytest.importorskip("torch")
+    init, grads = problem(steps=8, seed=2)
+    tparams = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    topt = getattr(torch.optim, name)(tparams, **kwargs)
+
+    def torch_steps(gradients):
+        for gs in gradients:
+            for p, g in zip(tparams, gs):
+                p.grad = torch.tensor(g)
+            topt.step()
+
+    torch_steps(grads[:4])
+    as_numpy = {
+        "state": {
+            k: {n: v.numpy().copy() if torch.is_tensor(v) else v for n, v in s.items()}
+            for k, s in topt.state_dict()["state"].items()
+        },
+        "param_groups": copy.deepcopy(topt.state_dict()["param_groups"]),
+    }
+    params = [Parameter(minidl.tensor(p.detach().numpy())) for p in tparams]
+    opt = getattr(optim, name)(params)
+    opt.load_state_dict(as_numpy)
+    torch_steps(grads[4:])
+    for gs in grads[4:]:
+        for p, g in zip(params, gs):
+            p.grad = minidl.tensor(g)
+        opt.step()
+    for ours, theirs in zip(params, tparams):
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), atol=1e-12)
+
+
+# --------------------------------------------------------------------- groups and API
+def test_param_groups_use_their_own_hyper_parameters():
+    a, b = Parameter(minidl.ones(3)), Parameter(minidl.ones(3))
+    opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1, momentum=0.0)
+    assert opt.param_groups[1]["momentum"] == 0.0 and opt.param_groups[0]["lr"] == 0.1
+    a.grad, b.grad = minidl.ones(3), minidl.ones(3)
+    opt.step()
+    np.testing.assert_allclose(a.numpy(), 0.9, rtol=1e-6)
+    np.testing.assert_allclose(b.numpy(), 0.5, rtol=1e-6)
+
+
+def test_add_param_group_fills_defaults_and_rejects_duplicates():
+    a, b = Parameter(minidl.ones(2)), Parameter(minidl.ones(2))
+    opt = optim.Adam([a], lr=0.01, betas=(0.5, 0.6))
+    opt.add_param_group({"params": [b], "lr": 0.2})
+    assert opt.param_groups[1]["betas"] == (0.5, 0.6) and opt.param_groups[1]["lr"] == 0.2
+    with pytest.raises(ValueError, match="more than once"):
+        opt.add_param_group({"params": [a]})
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([a, a])
+
+
+def test_rejects_bad_params():
+    p = Parameter(minidl.ones(2))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([])
+    with pytest.raises(TypeError, match="single Tensor"):
+        optim.SGD(p)
+    with pytest.raises(TypeError, match="ordered collection"):
+        optim.SGD({p})
+    with pytest.raises(TypeError, match="can only optimize Tensors"):
+        optim.SGD([np.ones(2)])
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([p * 2])
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("SGD", dict(lr=-0.1), "learning rate"),
+        ("SGD", dict(momentum=-0.5), "momentum"),
+        ("SGD", dict(weight_decay=-1), "weight_decay"),
+        ("SGD", dict(nesterov=True), "Nesterov"),
+        ("SGD", dict(nesterov=True, momentum=0.9, dampening=0.1), "Nesterov"),
+        ("Adam", dict(lr=-1), "learning rate"),
+        ("Adam", dict(eps=-1e-8), "eps"),
+        ("Adam", dict(betas=(1.0, 0.999)), "beta1"),
+        ("AdamW", dict(betas=(0.9, -0.1)), "beta2"),
+        ("AdamW", dict(weight_decay=-0.1), "weight_decay"),
+        ("RMSprop", dict(alpha=-0.9), "alpha"),
+        ("RMSprop", dict(momentum=-1), "momentum"),
+        ("Adagrad", dict(lr_decay=-1), "lr_decay"),
+        ("Adagrad", dict(initial_accumulator_value=-1), "initial_accumulator_value"),
+    ],
+)
+def test_invalid_hyper_parameters_raise_naming_them(name, kwargs, message):
+    with pytest.raises(ValueError, match=f"{name}: .*{message}"):
+        getattr(optim, name)([Parameter(minidl.ones(2))], **kwargs)
+
+
+def test_invalid_group_hyper_parameters_raise_too():
+    opt = optim.SGD([Parameter(minidl.ones(2))], lr=0.1)
+    with pytest.raises(ValueError, match="learning rate"):
+        opt.add_param_group({"params": [Parameter(minidl.ones(2))], "lr": -1.0})
+
+
+def test_defaults_are_pytorchs():
+    p = [Parameter(minidl.ones(2))]
+    assert optim.SGD(p).defaults["lr"] == 1e-3
+    adam = optim.Adam(p).defaults
+    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == (
+        1e-3,
+        (0.9, 0.999),
+        1e-8,
+        0,
+    )
+    assert optim.AdamW(p).defaults["weight_decay"] == 1e-2
+    rms = optim.RMSprop(p).defaults
+    assert (rms["lr"], rms["alpha"], rms["eps"]) == (1e-2, 0.99, 1e-8)
+    ada = optim.Adagrad(p).defaults
+    assert (ada["lr"], ada["eps"], ada["initial_accumulator_value"]) == (1e-2, 1e-10, 0)
+
+
+def test_zero_grad_drops_or_zeroes_in_place():
+    p = Parameter(minidl.ones(3))
+    opt = optim.SGD([p], lr=0.1)
+    p.grad = minidl.ones(3)
+    grad = p.grad
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is grad
+    np.testing.assert_array_equal(p.grad.numpy(), 0)
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_parameters_without_grad_are_left_alone():
+    a, b = Parameter(minidl.ones(2)), Parameter(minidl.ones(2))
+    opt = optim.Adam([a, b], lr=0.1)
+    a.grad = minidl.ones(2)
+    opt.step()
+    np.testing.assert_array_equal(b.numpy(), 1)
+    assert b not in opt.state and a in opt.state
+    assert not np.allclose(a.numpy(), 1)
+
+
+def test_step_does_not_change_the_gradient():
+    p = Parameter(minidl.ones(3))
+    opt = optim.Adam([p], lr=0.1, weight_decay=0.5, maximize=True)
+    p.grad = minidl.tensor([1.0, -2.0, 3.0])
+    opt.step()
+    np.testing.assert_array_equal(p.grad.numpy(), [1.0, -2.0, 3.0])
+
+
+def test_closure_runs_with_grad_and_returns_its_loss():
+    p = Parameter(minidl.tensor([3.0]))
+    opt = optim.SGD([p], lr=0.25)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    with minidl.no_grad():
+        loss = opt.step(closure)
+    assert loss.item() == pytest.approx(9.0)
+    np.testing.assert_allclose(p.numpy(), [1.5])  # 3 - 0.25 * 6
+
+
+def test_step_bumps_the_version_so_a_stale_graph_refuses_backward():
+    p = Parameter(minidl.tensor([1.0, 2.0]))
+    opt = optim.SGD([p], lr=0.1)
+    (p * p).sum().backward()
+    stale = (p * p).sum()  # saved p's values for its backward
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified in place"):
+        stale.backward()
+
+
+def test_repr_lists_each_group():
+    opt = optim.SGD([Parameter(minidl.ones(1))], lr=0.5, momentum=0.9)
+    text = repr(opt)
+    assert text.startswith("SGD (") and "Parameter Group 0" in text and "momentum: 0.9" in text
+
+
+# --------------------------------------------------------------------- minimisation
+def rosenbrock(xy):
+    x, y = xy[0], xy[1]
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "steps"),
+    [
+        ("Adam", dict(lr=0.02), 3000),
+        ("SGD", dict(lr=1e-3, momentum=0.9), 4000),
+        ("RMSprop", dict(lr=1e-3), 5000),
+    ],
+)
+def test_minimises_rosenbrock(name, kwargs, steps):
+    xy = Parameter(minidl.tensor([-1.5, 2.0], dtype=minidl.float64))
+    opt = getattr(optim, name)([xy], **kwargs)
+    start = rosenbrock(xy).item()
+    for _ in range(steps):
+        opt.zero_grad()
+        rosenbrock(xy).backward()
+        opt.step()
+    assert rosenbrock(xy).item() < 1e-3 * start
+    np.testing.assert_allclose(xy.numpy(), [1.0, 1.0], atol=0.1)
+
+
+def test_adagrad_minimises_a_quadratic():
+    target = minidl.tensor([1.0, -2.0, 3.0])
+    w = Parameter(minidl.zeros(3))
+    opt = optim.Adagrad([w], lr=0.5)
+    for _ in range(300):
+        opt.zero_grad()
+        ((w - target) ** 2).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(w.numpy(), target.numpy(), atol=1e-3)
