@@ -7,6 +7,7 @@ family), the NumPy/CuPy switch in ``minidl.backend``, gradient checking in
 """
 
 from minidl.gradcheck import gradcheck
+from minidl.serialization import SerializationError, load, save
 from minidl.tensor import (
     AnomalyError,
     Function,

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl import backend
 from minidl.ops import activation, loss
+from minidl.ops import conv as _conv
+from minidl.ops import dropout as _dropout
+from minidl.ops import embedding as _embedding
+from minidl.ops import linear as _linear
+from minidl.ops import normalization as _norm
+from minidl.ops import pool as _pool
 from minidl.tensor import Tensor, _constant
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -62,6 +69,369 @@ def pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 
     return Pad(widths, value)(x)
 
 
+# --------------------------------------------------------------------- layers
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = input @ weight^T + bias.  input: (*, in), weight: (out, in), bias: (out,)."""
+    if bias is None:
+        return _linear.Linear()(input, weight)
+    return _linear.Linear()(input, weight, bias)
+
+
+def _affine_args(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> tuple:
+    """(weight, bias) as the trailing op inputs, dropping a missing bias; a missing weight
+    with a bias becomes ones."""
+    if weight is None and bias is not None:
+        weight = Tensor(backend.module_for(input.device).ones(bias.shape, dtype=input.dtype))
+    return tuple(t for t in (weight, bias) if t is not None)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel (dim 1) of input (N, C, *) with the batch statistics
+    (training; the running statistics, if given, are updated in place) or the running
+    ones (evaluation), then scale by weight (C,) and shift by bias (C,)."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input (N, C, *), got shape {input.shape}")
+    channels = input.shape[1]
+    given = {"running_mean": running_mean, "running_var": running_var}
+    for name, t in {**given, "weight": weight, "bias": bias}.items():
+        if t is not None and t.numel() != channels:
+            raise ValueError(
+                f"batch_norm: {name} has {t.numel()} elements but the input of shape "
+                f"{input.shape} has {channels} channels (dim 1)"
+            )
+    if training and input.numel() <= channels:
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, "
+            f"got input of shape {input.shape}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: evaluation (training=False) needs running_mean and var")
+    op = _norm.BatchNorm(
+        None if running_mean is None else running_mean.data,
+        None if running_var is None else running_var.data,
+        training,
+        momentum,
+        eps,
+    )
+    return op(input, *_affine_args(input, weight, bias))
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | tuple[int, ...],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise over the trailing dims ``normalized_shape`` of input (*, *normalized_shape),
+    then scale by weight and shift by bias (both of shape ``normalized_shape``)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or input.shape[input.ndim - k :] != shape:
+        raise ValueError(
+            f"layer_norm: normalized_shape {shape} expects input of shape (*, "
+            f"{', '.join(map(str, shape))}), got {input.shape}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} of shape {t.shape}, expected {shape}")
+    return _norm.LayerNorm(k, eps)(input, *_affine_args(input, weight, bias))
+
+
+def _check_p(p: float, op: str) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each value with probability p and scale the rest by 1 / (1 - p) (training);
+    the input itself otherwise. ``inplace`` is accepted for PyTorch's signature: the
+    result is always a new tensor."""
+    _check_p(p, "dropout")
+    if not training or p == 0:
+        return input
+    mask = _dropout.dropout_mask(input.shape, p, input.dtype, input.device)
+    return _dropout.Dropout(mask)(input)
+
+
+def _feature_dropout(input: Tensor, p: float, training: bool, op: str, spatial: int) -> Tensor:
+    """Drop whole channels: input (N, C, *spatial) or unbatched (C, *spatial); the mask
+    is (N, C, 1, ...) or (C, 1, ...). As in PyTorch, dropout2d reads a 3-D input as
+    (N, C, L)."""
+    _check_p(p, op)
+    if input.ndim not in (spatial + 1, spatial + 2):
+        raise ValueError(
+            f"{op}: expected {spatial + 1}D or {spatial + 2}D input, got shape {input.shape}"
+        )
+    if not training or p == 0:
+        return input
+    batched = input.ndim == spatial + 2 or op == "dropout2d"
+    lead = 2 if batched else 1
+    shape = input.shape[:lead] + (1,) * (input.ndim - lead)
+    mask = _dropout.dropout_mask(shape, p, input.dtype, input.device)
+    return _dropout.Dropout(mask)(input)
+
+
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    """Channel dropout for (N, C, L) or (C, L) inputs."""
+    return _feature_dropout(input, p, training, "dropout1d", 1)
+
+
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    """Channel dropout for (N, C, H, W) inputs (a 3-D input is read as (N, C, L))."""
+    return _feature_dropout(input, p, training, "dropout2d", 2)
+
+
+def dropout3d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
+    """Channel dropout for (N, C, D, H, W) or (C, D, H, W) inputs."""
+    return _feature_dropout(input, p, training, "dropout3d", 3)
+
+
+def embedding(
+    input: Tensor,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
+    """Rows of weight (V, D) picked by the integer indices input (*) -> (*, D).
+    The row ``padding_idx`` gets no gradient; with ``max_norm`` the picked rows whose
+    ``norm_type``-norm exceeds it are first rescaled to that norm, in place."""
+    if sparse:
+        raise ValueError("embedding: sparse gradients are not supported; use sparse=False")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (V, D), got shape {weight.shape}")
+    rows = weight.shape[0]
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise ValueError(
+                f"embedding: padding_idx {padding_idx} is out of range [-{rows}, {rows})"
+            )
+        padding_idx %= rows
+    if max_norm is not None:
+        _embedding.renorm_(weight, input, max_norm, norm_type)
+    return _embedding.Embedding(padding_idx, scale_grad_by_freq)(weight, input)
+
+
+# --------------------------------------------------------------------- convolution, pooling
+# Inputs are (N, C, *S) or unbatched (C, *S), with S = (L,), (H, W) or (D, H, W).
+Ints = int | tuple[int, ...]  # a size per spatial dim, or one for all
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints | str = 0,
+    dilation: Ints = 1,
+    groups: int = 1,
+) -> Tensor:
+    """(N, C_in, L) * weight (C_out, C_in/groups, k) -> (N, C_out, L_out); padding may be
+    'valid' or 'same'."""
+    return _conv.conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints | str = 0,
+    dilation: Ints = 1,
+    groups: int = 1,
+) -> Tensor:
+    """(N, C_in, H, W) * weight (C_out, C_in/groups, kH, kW) -> (N, C_out, H_out, W_out)."""
+    return _conv.conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints | str = 0,
+    dilation: Ints = 1,
+    groups: int = 1,
+) -> Tensor:
+    """(N, C_in, D, H, W) * weight (C_out, C_in/groups, kD, kH, kW) -> (N, C_out, ...)."""
+    return _conv.conv(3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints = 0,
+    output_padding: Ints = 0,
+    groups: int = 1,
+    dilation: Ints = 1,
+) -> Tensor:
+    """(N, C_in, L) with weight (C_in, C_out/groups, k) -> (N, C_out, L_out): the adjoint
+    of conv1d."""
+    args = (stride, padding, output_padding, groups, dilation)
+    return _conv.conv_transpose(1, input, weight, bias, *args)
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints = 0,
+    output_padding: Ints = 0,
+    groups: int = 1,
+    dilation: Ints = 1,
+) -> Tensor:
+    """(N, C_in, H, W) with weight (C_in, C_out/groups, kH, kW) -> (N, C_out, H_out, W_out)."""
+    args = (stride, padding, output_padding, groups, dilation)
+    return _conv.conv_transpose(2, input, weight, bias, *args)
+
+
+def conv_transpose3d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Ints = 1,
+    padding: Ints = 0,
+    output_padding: Ints = 0,
+    groups: int = 1,
+    dilation: Ints = 1,
+) -> Tensor:
+    """(N, C_in, D, H, W) with weight (C_in, C_out/groups, kD, kH, kW) -> (N, C_out, ...)."""
+    args = (stride, padding, output_padding, groups, dilation)
+    return _conv.conv_transpose(3, input, weight, bias, *args)
+
+
+def max_pool1d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    dilation: Ints = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """(N, C, L) -> (N, C, L_out), or (y, indices) with return_indices."""
+    args = (stride, padding, dilation, ceil_mode, return_indices)
+    return _pool.max_pool(1, input, kernel_size, *args)
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    dilation: Ints = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """(N, C, H, W) -> (N, C, H_out, W_out), or (y, indices) with return_indices."""
+    args = (stride, padding, dilation, ceil_mode, return_indices)
+    return _pool.max_pool(2, input, kernel_size, *args)
+
+
+def max_pool3d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    dilation: Ints = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out), or (y, indices) with return_indices."""
+    args = (stride, padding, dilation, ceil_mode, return_indices)
+    return _pool.max_pool(3, input, kernel_size, *args)
+
+
+def avg_pool1d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """(N, C, L) -> (N, C, L_out)."""
+    args = (stride, padding, ceil_mode, count_include_pad)
+    return _pool.avg_pool(1, input, kernel_size, *args)
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """(N, C, H, W) -> (N, C, H_out, W_out)."""
+    args = (stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _pool.avg_pool(2, input, kernel_size, *args)
+
+
+def avg_pool3d(
+    input: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None = None,
+    padding: Ints = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
+    args = (stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _pool.avg_pool(3, input, kernel_size, *args)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
+    """(N, C, L) -> (N, C, output_size)."""
+    return _pool.adaptive_avg_pool(1, input, output_size)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
+    """(N, C, H, W) -> (N, C, *output_size); None keeps a dim's size."""
+    return _pool.adaptive_avg_pool(2, input, output_size)
+
+
+def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
+    """(N, C, D, H, W) -> (N, C, *output_size); None keeps a dim's size."""
+    return _pool.adaptive_avg_pool(3, input, output_size)
+
+
+def interpolate(
+    input: Tensor,
+    size: Ints | None = None,
+    scale_factor: float | tuple[float, ...] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+) -> Tensor:
+    """Resize (N, C, *S) to ``size`` or floor(S * scale_factor); modes 'nearest',
+    'nearest-exact', 'area', 'linear', 'bilinear', 'trilinear'."""
+    return _pool.interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
+
+
 # --------------------------------------------------------------------- losses
 def _reduce(per_item: Tensor, reduction: str, op: str) -> Tensor:
     if reduction == "none":
@@ -96,6 +466,24 @@ def smooth_l1_loss(
 ) -> Tensor:
     _check_same_shape("smooth_l1_loss", input, target)
     return _reduce(loss.SmoothL1(beta)(input, target), reduction, "smooth_l1_loss")
+
+
+def huber_loss(
+    input: Tensor,
+    target: Any,
+    reduction: str = "mean",
+    delta: float = 1.0,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """d^2 / 2 where |d| < delta, else delta (|d| - delta / 2), d = input - target:
+    delta times the smooth L1 loss with beta = delta. ``weight`` scales each element."""
+    _check_same_shape("huber_loss", input, target)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    per_item = loss.SmoothL1(delta)(input, target) * delta
+    if weight is not None:
+        per_item = per_item * weight
+    return _reduce(per_item, reduction, "huber_loss")
 
 
 def nll_loss(

@@ -95,11 +95,22 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # ----------------------------------------------------------------- traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and its descendants, depth first; a module reachable twice (shared)
+        is yielded once unless ``remove_duplicate`` is false, as in PyTorch."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+                child_prefix = f"{prefix}.{name}" if prefix else name
+                yield from child.named_modules(memo, child_prefix, remove_duplicate)
 
     def modules(self) -> Iterator[Module]:
         return (m for _, m in self.named_modules())
@@ -170,12 +181,9 @@ class Module:
                 dtype = arg
         dtype = resolve_dtype(dtype)
         for tensor in [*self.parameters(), *self.buffers()]:
-            data = tensor.data
-            if device is not None:
-                data = backend.to_device(data, device)
-            if dtype is not None and data.dtype.kind == "f":
-                data = data.astype(dtype)
-            tensor.data = data
+            tensor.data = _convert(tensor.data, device, dtype)
+            if tensor.grad is not None:  # gradients follow, as in PyTorch
+                tensor.grad.data = _convert(tensor.grad.data, device, dtype)
         return self
 
     def float(self) -> Module:
@@ -194,7 +202,7 @@ class Module:
     def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name, as in PyTorch."""
         out: OrderedDict[str, Tensor] = OrderedDict()
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             skip = module.__dict__.get("_non_persistent", set())
             for table in ("_parameters", "_buffers"):
                 for name, value in getattr(module, table).items():
@@ -240,7 +248,7 @@ class Module:
     def _state_tensors(self) -> Iterator[tuple[str, Tensor]]:
         """The live tensors behind ``state_dict`` keys (the state dict holds detached
         views; loading must rebind the module's own tensors)."""
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             for table in ("_parameters", "_buffers"):
                 for name, value in getattr(module, table).items():
                     if value is not None:
@@ -251,11 +259,20 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
+        """PyTorch's layout: a one-line extra_repr inline, otherwise one item per line."""
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
         children = [f"({n}): {_indent(repr(m))}" for n, m in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not children:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(children) + "\n)"
+        return _block(type(self).__name__, extra_lines, children)
+
+
+def _convert(data: Any, device: str | None, dtype: Any) -> Any:
+    """``data`` on ``device`` and, if floating, of ``dtype`` (either may be None)."""
+    if device is not None:
+        data = backend.to_device(data, device)
+    if dtype is not None and data.dtype.kind == "f":
+        data = data.astype(dtype)
+    return data
 
 
 def _shape(value: Any) -> tuple[int, ...]:
@@ -264,6 +281,15 @@ def _shape(value: Any) -> tuple[int, ...]:
 
 def _indent(text: str) -> str:
     return text.replace("\n", "\n  ")
+
+
+def _block(name: str, extra_lines: list[str], child_lines: list[str]) -> str:
+    if len(extra_lines) == 1 and not child_lines:
+        return f"{name}({extra_lines[0]})"
+    lines = extra_lines + child_lines
+    if not lines:
+        return f"{name}()"
+    return f"{name}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class Sequential(Module):
@@ -326,6 +352,21 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
+
+    def __repr__(self) -> str:
+        """Runs of equal children are shown once, as ``(0-2): 3 x Linear(...)``."""
+        runs: list[list] = []  # [first index, last index, repr]
+        for i, m in enumerate(self):
+            text = repr(m)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = [
+            _indent(f"({a}): {text}" if a == b else f"({a}-{b}): {b - a + 1} x {text}")
+            for a, b, text in runs
+        ]
+        return _block(type(self).__name__, [], lines)
 
 
 class ModuleDict(Module):

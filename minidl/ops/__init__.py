@@ -1,6 +1,32 @@
 """The ops, one file per family. Each op is a ``Function`` with ``forward`` and
 ``backward`` side by side; ``minidl.nn.functional`` and ``Tensor`` methods call them."""
 
-from minidl.ops import activation, arithmetic, linalg, loss, reduce, shape
+from minidl.ops import (
+    activation,
+    arithmetic,
+    conv,
+    dropout,
+    embedding,
+    linalg,
+    linear,
+    loss,
+    normalization,
+    pool,
+    reduce,
+    shape,
+)
 
-__all__ = ["activation", "arithmetic", "linalg", "loss", "reduce", "shape"]
+__all__ = [
+    "activation",
+    "arithmetic",
+    "conv",
+    "dropout",
+    "embedding",
+    "linalg",
+    "linear",
+    "loss",
+    "normalization",
+    "pool",
+    "reduce",
+    "shape",
+]

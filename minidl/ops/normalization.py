@@ -11,6 +11,7 @@ with m the number of values each mean is taken over and the sums over the same a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from minidl.tensor import Function
@@ -31,15 +32,13 @@ def _affine(xhat: Any, weight: Any, bias: Any) -> Any:
     return y if bias is None else y + bias
 
 
-def _normalized_backward(
-    dy: Any, xhat: Any, invstd: Any, weight: Any, axes: tuple[int, ...]
-) -> Any:
-    """dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) over ``axes``: the
-    closed form above with dxhat = dy * w factored out (w is constant over the axes)."""
-    mean_dy = dy.mean(axis=axes, keepdims=True)
-    mean_dy_xhat = (dy * xhat).mean(axis=axes, keepdims=True)
-    scale = invstd if weight is None else invstd * weight
-    return (dy - mean_dy - xhat * mean_dy_xhat) * scale
+def _normalized_backward(g: Any, xhat: Any, scale: Any, axes: tuple[int, ...]) -> Any:
+    """dx = scale * (g - mean(g) - xhat * mean(g * xhat)) with the means over ``axes``:
+    the closed form above with g = dxhat and scale = invstd. Where the weight is constant
+    over ``axes`` (BatchNorm) it factors out: g = dy and scale = invstd * weight."""
+    mean_g = g.mean(axis=axes, keepdims=True)
+    mean_g_xhat = (g * xhat).mean(axis=axes, keepdims=True)
+    return (g - mean_g - xhat * mean_g_xhat) * scale
 
 
 class BatchNorm(Function):
@@ -96,10 +95,8 @@ class BatchNorm(Function):
         dy3 = dy.reshape(xhat.shape)
         dx = dw = db = None
         if self.needs_input_grad[0]:
-            if self.training:
-                dx = _normalized_backward(dy3, xhat, invstd, w, self.axes)
-            else:
-                dx = dy3 * (invstd if w is None else invstd * w)
+            scale = invstd if w is None else invstd * w
+            dx = _normalized_backward(dy3, xhat, scale, self.axes) if self.training else dy3 * scale
             dx = dx.reshape(self.x_shape)
         if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
             dw = (dy3 * xhat).sum(axis=self.axes)
@@ -127,10 +124,7 @@ class LayerNorm(Function):
 
     def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
         self.x_shape = x.shape
-        self.m = 1
-        for d in x.shape[x.ndim - self.k :]:
-            self.m *= d
-        x2 = x.reshape(-1, self.m)  # one row per normalised group
+        x2 = x.reshape(-1, math.prod(x.shape[x.ndim - self.k :]))  # a row per group
         xhat, _, _, invstd = _standardize(x2, (1,), self.eps, self.xp)
         w = None if weight is None else weight.reshape(-1)
         b = None if bias is None else bias.reshape(-1)
@@ -142,7 +136,8 @@ class LayerNorm(Function):
         dy2 = dy.reshape(xhat.shape)
         dx = dw = db = None
         if self.needs_input_grad[0]:
-            dx = _normalized_backward(dy2, xhat, invstd, w, (1,)).reshape(self.x_shape)
+            dxhat = dy2 if w is None else dy2 * w
+            dx = _normalized_backward(dxhat, xhat, invstd, (1,)).reshape(self.x_shape)
         trailing = self.x_shape[len(self.x_shape) - self.k :]
         if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
             dw = (dy2 * xhat).sum(axis=0).reshape(trailing)

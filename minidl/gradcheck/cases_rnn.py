@@ -1,0 +1,100 @@
+"""Gradient-check cases for the recurrent layers (``minidl.nn.rnn``) and their fused ops
+(``minidl.ops.rnn``): gradients with respect to the input, the initial states and every
+parameter, at small sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+import minidl as md
+from minidl.gradcheck.registry import normal, register
+from minidl.nn.module import Module
+from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
+from minidl.tensor import Tensor
+
+
+def with_parameters(module: Module, params: Sequence[Tensor]) -> Module:
+    """``module`` with its parameters replaced, in ``named_parameters`` order, by ``params``
+    (the tensors a gradient check perturbs and differentiates)."""
+    for (name, _), p in zip(list(module.named_parameters()), params):
+        module._parameters[name] = p
+    return module
+
+
+def parameter_shapes(module: Module) -> list[tuple[int, ...]]:
+    return [p.shape for p in module.parameters()]
+
+
+def _flat(outputs: Sequence[Tensor]) -> Tensor:
+    """All outputs of a layer as one vector, so that one check covers each of them."""
+    return md.cat([t.reshape(-1) for t in outputs])
+
+
+def _layer_fn(module: Module, states: int) -> Callable[..., Tensor]:
+    """fn(x, *initial states, *parameters) -> output and final states, flattened."""
+
+    def fn(x: Tensor, *rest: Tensor) -> Tensor:
+        hx, params = rest[:states], rest[states:]
+        output, final = with_parameters(module, params)(x, hx[0] if states == 1 else hx)
+        return _flat([output, *(final if isinstance(final, tuple) else (final,))])
+
+    return fn
+
+
+def _register_layer(name: str, module: Module, x: tuple[int, ...], state: tuple[int, ...]) -> None:
+    states = 2 if isinstance(module, LSTM) else 1
+    fn = _layer_fn(module.double(), states)
+    register(name, fn, normal(x, *[state] * states, *parameter_shapes(module)))
+
+
+def _register_cell(name: str, cell: Module, x: tuple[int, ...], state: tuple[int, ...]) -> None:
+    states = 2 if isinstance(cell, LSTMCell) else 1
+
+    def fn(x: Tensor, *rest: Tensor) -> Tensor:
+        hx, params = rest[:states], rest[states:]
+        out = with_parameters(cell, params)(x, hx[0] if states == 1 else hx)
+        return _flat(out if isinstance(out, tuple) else (out,))
+
+    register(name, fn, normal(x, *[state] * states, *parameter_shapes(cell.double())))
+
+
+md.manual_seed(0)
+_register_layer(
+    "LSTM 2 layers bidirectional", LSTM(2, 2, 2, bidirectional=True), (3, 2, 2), (4, 2, 2)
+)
+_register_layer("LSTM unbatched no bias", LSTM(3, 2, bias=False), (4, 3), (1, 2))
+_register_layer(
+    "GRU bidirectional batch_first",
+    GRU(2, 3, batch_first=True, bidirectional=True),
+    (2, 3, 2),
+    (2, 2, 3),
+)
+_register_layer("GRU 2 layers no bias", GRU(2, 2, 2, bias=False), (3, 2, 2), (2, 2, 2))
+_register_layer("RNN tanh 2 layers", RNN(3, 2, 2), (3, 2, 3), (2, 2, 2))
+_register_layer(
+    "RNN relu bidirectional",
+    RNN(2, 3, nonlinearity="relu", bidirectional=True),
+    (3, 2, 2),
+    (2, 2, 3),
+)
+_register_cell("LSTMCell", LSTMCell(3, 2), (2, 3), (2, 2))
+_register_cell("GRUCell", GRUCell(3, 2), (2, 3), (2, 2))
+_register_cell(
+    "RNNCell relu no bias", RNNCell(3, 2, bias=False, nonlinearity="relu"), (2, 3), (2, 2)
+)
+
+
+def _op_inputs(gates: int, states: int, bias: bool) -> Callable[[np.random.Generator], list]:
+    """x (L=3, N=2, I=2), the initial states (N, H=2) and the weights of one layer op."""
+    shapes = [(3, 2, 2), *[(2, 2)] * states, (gates * 2, 2), (gates * 2, 2)]
+    return normal(*shapes, *[(gates * 2,)] * (2 if bias else 0))
+
+
+register("RNNLayer reverse", lambda *a: RNNLayer("tanh", reverse=True)(*a), _op_inputs(1, 1, True))
+register("LSTMLayer reverse", lambda *a: LSTMLayer(reverse=True)(*a), _op_inputs(4, 2, True))
+register("LSTMLayer no bias", lambda *a: LSTMLayer()(*a), _op_inputs(4, 2, False))
+register("GRULayer reverse", lambda *a: GRULayer(reverse=True)(*a), _op_inputs(3, 1, True))
+register("GRULayer no bias", lambda *a: GRULayer()(*a), _op_inputs(3, 1, False))

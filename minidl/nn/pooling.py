@@ -1,0 +1,280 @@
+"""Pooling and upsampling layers, as in ``torch.nn``: MaxPool1d/2d/3d, AvgPool1d/2d/3d,
+AdaptiveAvgPool1d/2d/3d and Upsample. They have no parameters; each checks its input and
+calls the functional form in ``minidl.ops.pool``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minidl.nn.module import Module
+from minidl.ops import pool
+from minidl.ops.im2col import SPATIAL, as_tuple
+from minidl.tensor import Tensor
+
+
+def _check_pool_input(
+    module: Module,
+    x: Tensor,
+    kernel: Any,
+    padding: Any,
+    dilation: Any = 1,
+) -> None:
+    """Rank (batched or not) and spatial size against the dilated, padded kernel."""
+    name, d = type(module).__name__, module.dims
+    if x.ndim not in (d + 1, d + 2):
+        raise ValueError(
+            f"{name}: expected input of shape (N, C, {SPATIAL[d]}) or (C, {SPATIAL[d]}), "
+            f"got {x.shape}"
+        )
+    kernel = as_tuple(kernel, d, "kernel_size", name)
+    padding = as_tuple(padding, d, "padding", name)
+    dilation = as_tuple(dilation, d, "dilation", name)
+    size = x.shape[-d:]
+    spans = tuple(dl * (k - 1) + 1 for k, dl in zip(kernel, dilation))
+    padded = tuple(s + 2 * p for s, p in zip(size, padding))
+    if any(p < k for p, k in zip(padded, spans)):
+        raise ValueError(
+            f"{name}: input spatial size {size} (padded: {padded}) is smaller than the "
+            f"kernel {kernel}" + (f" (dilated: {spans})" if spans != kernel else "")
+        )
+
+
+class _MaxPoolNd(Module):
+    """y = the max over each window of ``kernel_size`` (padding counts as -inf).
+
+    x: (N, C, *S) -> y: (N, C, *O), O = (S + 2p - d (k - 1) - 1) // s + 1 (rounded up
+    with ``ceil_mode``); stride defaults to kernel_size. The gradient goes to the first
+    max of each window. With ``return_indices`` also returns the argmax's flat index
+    into each input plane, as in PyTorch.
+    """
+
+    dims: int
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        _check_pool_input(self, input, self.kernel_size, self.padding, self.dilation)
+        return pool.max_pool(
+            self.dims,
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class MaxPool1d(_MaxPoolNd):
+    __doc__ = _MaxPoolNd.__doc__
+    dims = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    __doc__ = _MaxPoolNd.__doc__
+    dims = 2
+
+
+class MaxPool3d(_MaxPoolNd):
+    __doc__ = _MaxPoolNd.__doc__
+    dims = 3
+
+
+class _AvgPoolNd(Module):
+    """y = the mean over each window of ``kernel_size``.
+
+    x: (N, C, *S) -> y: (N, C, *O), O = (S + 2p - k) // s + 1 (rounded up with
+    ``ceil_mode``); stride defaults to kernel_size. ``count_include_pad`` (default, as in
+    PyTorch) divides by the whole window, zero padding included; otherwise by the number of
+    input elements in it. ``divisor_override`` (2-d and 3-d) replaces the divisor.
+    """
+
+    dims: int
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] | None = None,
+        padding: int | tuple[int, ...] = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, input: Tensor) -> Tensor:
+        _check_pool_input(self, input, self.kernel_size, self.padding)
+        return pool.avg_pool(
+            self.dims,
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(_AvgPoolNd):
+    __doc__ = _AvgPoolNd.__doc__
+    dims = 1
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] | None = None,
+        padding: int | tuple[int] = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        # PyTorch keeps AvgPool1d's settings as 1-tuples (and prints them so)
+        super().__init__(
+            as_tuple(kernel_size, 1, "kernel_size", "AvgPool1d"),
+            None if stride is None else as_tuple(stride, 1, "stride", "AvgPool1d"),
+            as_tuple(padding, 1, "padding", "AvgPool1d"),
+            ceil_mode,
+            count_include_pad,
+        )
+
+
+class AvgPool2d(_AvgPoolNd):
+    __doc__ = _AvgPoolNd.__doc__
+    dims = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    __doc__ = _AvgPoolNd.__doc__
+    dims = 3
+
+
+class _AdaptiveAvgPoolNd(Module):
+    """Average pooling to a fixed output size: along each axis, output i averages
+    x[floor(i S / O) : ceil((i + 1) S / O)] (PyTorch's bins; they overlap when O does not
+    divide S). x: (N, C, *S) -> y: (N, C, *O); ``None`` in ``output_size`` keeps S."""
+
+    dims: int
+
+    def __init__(self, output_size: int | tuple[int | None, ...] | None) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        name, d = type(self).__name__, self.dims
+        if input.ndim not in (d + 1, d + 2) or min(input.shape[-d:]) < 1:
+            raise ValueError(
+                f"{name}: expected input of shape (N, C, {SPATIAL[d]}) or (C, {SPATIAL[d]}) "
+                f"with non-empty spatial dims, got {input.shape}"
+            )
+        return pool.adaptive_avg_pool(d, input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    __doc__ = _AdaptiveAvgPoolNd.__doc__
+    dims = 1
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    __doc__ = _AdaptiveAvgPoolNd.__doc__
+    dims = 2
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    __doc__ = _AdaptiveAvgPoolNd.__doc__
+    dims = 3
+
+
+class Upsample(Module):
+    """Resize (N, C, *S) to ``size`` or floor(S * ``scale_factor``): ``F.interpolate``.
+
+    ``mode``: 'nearest', 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d),
+    'trilinear' (5-d) or 'area'; ``align_corners`` (linear modes) maps the corner pixel
+    centres onto each other, as in PyTorch.
+    """
+
+    def __init__(
+        self,
+        size: int | tuple[int, ...] | None = None,
+        scale_factor: float | tuple[float, ...] | None = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        if isinstance(scale_factor, (tuple, list)):
+            self.scale_factor: Any = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        self.mode, self.align_corners = mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (3, 4, 5):
+            raise ValueError(
+                f"Upsample: expected input of shape (N, C, L), (N, C, H, W) or "
+                f"(N, C, D, H, W), got {input.shape}"
+            )
+        return pool.interpolate(
+            input,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
+
+    def extra_repr(self) -> str:
+        if self.scale_factor is not None:
+            info = f"scale_factor={self.scale_factor!r}"
+        else:
+            info = f"size={self.size!r}"
+        return info + f", mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    """``Upsample(size, scale_factor, mode='nearest')`` for 4-d input."""
+
+    def __init__(
+        self, size: int | tuple[int, int] | None = None, scale_factor: float | None = None
+    ) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """``Upsample(size, scale_factor, mode='bilinear', align_corners=True)``."""
+
+    def __init__(
+        self, size: int | tuple[int, int] | None = None, scale_factor: float | None = None
+    ) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)

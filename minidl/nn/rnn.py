@@ -1,0 +1,424 @@
+"""Recurrent layers, as in ``torch.nn``: ``RNN``, ``LSTM`` and ``GRU`` run whole sequences
+(stacked, optionally bidirectional); ``RNNCell``, ``LSTMCell`` and ``GRUCell`` run one step.
+
+Names, shapes, gate orders and initialisation are PyTorch's, so a PyTorch state dict
+converted to NumPy loads with ``load_state_dict``. Layer k of a sequence layer has
+``weight_ih_l{k}: (G*H, in)``, ``weight_hh_l{k}: (G*H, H)``, ``bias_ih_l{k}`` and
+``bias_hh_l{k}: (G*H,)`` (suffix ``_reverse`` for the backward direction), with G = 1 (RNN),
+4 (LSTM: gates i, f, g, o) or 3 (GRU: gates r, z, n); every value starts U(-1/sqrt(H), 1/sqrt(H)).
+
+A sequence layer runs one fused op per layer and direction (``minidl.ops.rnn``): it
+projects the inputs of all time steps with one matrix product, then makes one matrix
+product per step for the recurrence, and runs BPTT in array code. The cells are
+compositions of ordinary ops: they are the reference the fused ops are tested against.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Any
+
+from minidl.nn import functional as F
+from minidl.nn import init
+from minidl.nn.module import Module, Parameter
+from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
+from minidl.tensor import Tensor
+from minidl.tensor_functions import cat, stack, zeros
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _check_sizes(input_size: Any, hidden_size: Any) -> None:
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than zero, got {value}")
+
+
+def _uniform_init(module: Module, hidden_size: int) -> None:
+    """Every weight and bias U(-1/sqrt(H), 1/sqrt(H)), as PyTorch's recurrent layers."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for p in module.parameters():
+        init.uniform_(p, -bound, bound)
+
+
+class RNNBase(Module):
+    """What ``RNN``, ``LSTM`` and ``GRU`` share: parameters, input and state checks, and
+    the loop over layers and directions. ``mode`` is "RNN_TANH", "RNN_RELU", "LSTM" or "GRU".
+
+    Input (L, N, H_in), or (N, L, H_in) with ``batch_first``, or unbatched (L, H_in); states
+    (num_layers * num_directions, N, H) (unbatched: without N), layer-major with the
+    forward direction first. Returns (output, h_n) (LSTM: (output, (h_n, c_n))), output
+    (L, N, num_directions * H) holding the last layer's h_t of both directions."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        if mode not in _GATES:
+            raise ValueError(f"Unrecognized RNN mode: {mode!r}; expected one of {list(_GATES)}")
+        _check_sizes(input_size, hidden_size)
+        if not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError(f"num_layers must be an int greater than zero, got {num_layers!r}")
+        if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool):
+            raise ValueError(f"dropout should be a number in range [0, 1], got {dropout!r}")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"dropout should be a number in range [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=2,
+            )
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional = float(dropout), bidirectional
+        self._flat_weights_names: list[str] = []
+        gate_size = _GATES[mode] * hidden_size
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for suffix in ("", "_reverse")[:directions]:
+                shapes = {
+                    f"weight_ih_l{layer}{suffix}": (gate_size, layer_input),
+                    f"weight_hh_l{layer}{suffix}": (gate_size, hidden_size),
+                }
+                if bias:
+                    shapes[f"bias_ih_l{layer}{suffix}"] = (gate_size,)
+                    shapes[f"bias_hh_l{layer}{suffix}"] = (gate_size,)
+                for name, shape in shapes.items():
+                    setattr(self, name, Parameter(zeros(*shape)))
+                self._flat_weights_names.extend(shapes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_init(self, self.hidden_size)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def all_weights(self) -> list[list[Parameter]]:
+        """The parameters of each layer and direction: [w_ih, w_hh(, b_ih, b_hh)]."""
+        per = 4 if self.bias else 2
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[k : k + per]] for k in range(0, len(names), per)]
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        return s
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Any]:
+        x, batched = self._time_major(input)
+        initial = self._initial_states(hx, x.shape[1], batched, x)
+        finals: list[tuple[Tensor, ...]] = []
+        weights = self.all_weights
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                out, final = self._layer(x, weights[k], [s[k] for s in initial], direction == 1)
+                outputs.append(out)
+                finals.append(final)
+            x = outputs[0] if len(outputs) == 1 else cat(outputs, dim=2)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        output = x.transpose(0, 1) if self.batch_first and batched else x
+        h_n = [stack([f[i] for f in finals]) for i in range(len(finals[0]))]
+        if not batched:
+            output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
+        return output, (h_n[0] if len(h_n) == 1 else tuple(h_n))
+
+    def _layer(
+        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One layer in one direction: x (L, N, in) -> (output (L, N, H), final states)."""
+        raise NotImplementedError
+
+    def _time_major(self, input: Tensor) -> tuple[Tensor, bool]:
+        """The input as (L, N, H_in), and whether it came with a batch dim."""
+        name = type(self).__name__
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D instead")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(
+                f"{name}: input.size(-1) must be equal to input_size. Expected "
+                f"{self.input_size}, got {input.shape[-1]} (input of shape {input.shape})"
+            )
+        if input.dtype != self.weight_ih_l0.dtype:
+            raise ValueError(
+                f"{name}: input dtype ({input.dtype}) does not match weight dtype "
+                f"({self.weight_ih_l0.dtype}); convert the input with .to() or the model"
+            )
+        if input.ndim == 2:
+            return input.unsqueeze(1), False
+        return (input.transpose(0, 1) if self.batch_first else input), True
+
+    def _initial_states(
+        self, hx: Any, batch: int, batched: bool, like: Tensor
+    ) -> list[list[Tensor]]:
+        """For each state (h; LSTM: h and c), its (N, H) value for each layer and direction."""
+        count = self.num_layers * self.num_directions
+        kinds = 2 if self.mode == "LSTM" else 1
+        if hx is None:
+            zero = zeros(batch, self.hidden_size, dtype=like.dtype, device=like.device)
+            return [[zero] * count for _ in range(kinds)]
+        states = self._unpack_hx(hx, kinds)
+        expected = (count, batch, self.hidden_size)
+        out = []
+        for i, h in enumerate(states):
+            if h.ndim != (3 if batched else 2):
+                raise RuntimeError(
+                    f"{type(self).__name__}: for {'batched 3-D' if batched else 'unbatched 2-D'}"
+                    f" input, hx should also be {3 if batched else 2}-D but got {h.ndim}-D"
+                )
+            h = h if batched else h.unsqueeze(1)
+            if h.shape != expected:
+                which = f"hidden[{i}]" if kinds == 2 else "hidden"
+                raise RuntimeError(
+                    f"{type(self).__name__}: Expected {which} size {expected}, got {list(h.shape)}"
+                )
+            out.append([h[k] for k in range(count)])
+        return out
+
+    def _unpack_hx(self, hx: Any, kinds: int) -> list[Tensor]:
+        if kinds == 1:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{type(self).__name__}: hx must be a Tensor, got {type(hx)}")
+            return [hx]
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        return list(hx)
+
+
+def _last(reverse: bool) -> int:
+    """Where a direction ends: the final state of the reverse direction is at t = 0."""
+    return 0 if reverse else -1
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(
+            mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
+        self.nonlinearity = nonlinearity
+
+    def _layer(
+        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        hs = RNNLayer(self.nonlinearity, reverse)(x, h0[0], *weights)
+        return hs, (hs[_last(reverse)],)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory, gates i, f, g, o:
+    i, f, o = sigmoid(x W_i*^T + h W_h*^T + b);  g = tanh(...);
+    c_t = f c_{t-1} + i g;  h_t = o tanh(c_t). hx and the final state are (h, c) pairs."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__(
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
+
+    def _layer(
+        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        states = LSTMLayer(reverse)(x, h0[0], h0[1], *weights)
+        last = _last(reverse)
+        return states[0], (states[0, last], states[1, last])
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit, gates r, z, n:
+    r, z = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*);
+    n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn));  h_t = (1 - z) n + z h_{t-1}."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__(
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
+
+    def _layer(
+        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        hs = GRULayer(reverse)(x, h0[0], *weights)
+        return hs, (hs[_last(reverse)],)
+
+
+# --------------------------------------------------------------------- cells
+class RNNCellBase(Module):
+    """What the cells share: ``weight_ih: (G*H, in)``, ``weight_hh: (G*H, H)``, ``bias_ih``,
+    ``bias_hh: (G*H,)`` (or None), U(-1/sqrt(H), 1/sqrt(H)) init, and input checks.
+
+    Input (N, in) or unbatched (in,); states (N, H) or (H,), zeros when not given."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, num_chunks: int) -> None:
+        super().__init__()
+        _check_sizes(input_size, hidden_size)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        self.weight_ih = Parameter(zeros(num_chunks * hidden_size, input_size))
+        self.weight_hh = Parameter(zeros(num_chunks * hidden_size, hidden_size))
+        if bias:
+            self.bias_ih = Parameter(zeros(num_chunks * hidden_size))
+            self.bias_hh = Parameter(zeros(num_chunks * hidden_size))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _uniform_init(self, self.hidden_size)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        nonlinearity = self.__dict__.get("nonlinearity", "tanh")
+        return s if nonlinearity == "tanh" else s + f", nonlinearity={nonlinearity}"
+
+    def _batched(self, input: Tensor, hx: Any, kinds: int) -> tuple[Tensor, list[Tensor], bool]:
+        """(x (N, in), states [(N, H)] * kinds, batched), after checking every shape."""
+        name = type(self).__name__
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(
+                f"{name}: input has inconsistent input_size: got {input.shape[-1]} expected "
+                f"{self.input_size}"
+            )
+        batched = input.ndim == 2
+        x = input if batched else input.unsqueeze(0)
+        if hx is None:
+            zero = zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+            return x, [zero] * kinds, batched
+        states = list(hx) if kinds == 2 else [hx]
+        if len(states) != kinds:
+            raise TypeError(f"{name}: hx must be a tuple (h, c), got {len(states)} tensors")
+        for i, h in enumerate(states):
+            if h.ndim != input.ndim:
+                raise ValueError(
+                    f"{name}: Expected hx[{i}] to be {input.ndim}D like the input, got "
+                    f"{h.ndim}D (input {input.shape}, hx[{i}] {h.shape})"
+                )
+        states = states if batched else [h.unsqueeze(0) for h in states]
+        for i, h in enumerate(states):
+            if h.shape != (x.shape[0], self.hidden_size):
+                raise RuntimeError(
+                    f"{name}: hidden{i} of shape {h.shape}, expected "
+                    f"({x.shape[0]}, {self.hidden_size}) for input of shape {input.shape}"
+                )
+        return x, states, batched
+
+
+class RNNCell(RNNCellBase):
+    """h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act = tanh or relu."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        super().__init__(input_size, hidden_size, bias, num_chunks=1)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        x, (h,), batched = self._batched(input, hx, 1)
+        z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        h = z.tanh() if self.nonlinearity == "tanh" else z.relu()
+        return h if batched else h.squeeze(0)
+
+
+class LSTMCell(RNNCellBase):
+    """i, f, g, o = chunks of x W_ih^T + b_ih + h W_hh^T + b_hh;
+    c' = sigmoid(f) c + sigmoid(i) tanh(g);  h' = sigmoid(o) tanh(c'). Returns (h', c')."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__(input_size, hidden_size, bias, num_chunks=4)
+
+    def forward(
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        x, (h, c), batched = self._batched(input, hx, 2)
+        z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
+        i, f, g, o = z.chunk(4, dim=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+
+
+class GRUCell(RNNCellBase):
+    """r, z = sigmoid(x W_i*^T + b_i* + h W_h*^T + b_h*);
+    n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn));  h' = (1 - z) n + z h."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__(input_size, hidden_size, bias, num_chunks=3)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        x, (h,), batched = self._batched(input, hx, 1)
+        xr, xz, xn = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=1)
+        hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=1)
+        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+        n = (xn + r * hn).tanh()
+        h = (1 - z) * n + z * h
+        return h if batched else h.squeeze(0)

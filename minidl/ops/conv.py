@@ -1,0 +1,302 @@
+"""Convolution and transposed convolution in 1, 2 or 3 spatial dims, by im2col.
+
+A convolution (PyTorch's: a cross-correlation) of x (N, C_in, *S) with w (C_out, C_in/g,
+*k) in g groups is, per group, one matrix product with the column matrix of x:
+
+    cols = im2col(x): (C_in/g * prod(k), N * prod(O)) per group,  Y_g = W_g @ cols_g
+
+where W_g is w's group g flattened to (C_out/g, C_in/g * prod(k)). Its derivatives are
+matrix products too: dW_g = dY_g @ cols_g^T (the same columns, kept from the forward),
+dcols_g = W_g^T @ dY_g and dx = col2im(dcols) (``minidl.ops.im2col``).
+
+A transposed convolution is the adjoint of a convolution: its forward is a convolution's
+input gradient (W^T @ x, then col2im) and its backward is a convolution's forward
+(im2col of dy, then W @ cols). Its weight has the shape of the weight of the convolution
+it is the adjoint of: (C_in, C_out/g, *k), as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from minidl.ops.im2col import SPATIAL, Windows, as_tuple, batched, col2im, im2col, windows
+from minidl.tensor import Function, Tensor
+
+
+def conv_pads(
+    op: str,
+    padding: int | tuple[int, ...] | str,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, int], ...]:
+    """(before, after) padding per spatial axis from an int, a tuple, 'valid' or 'same'.
+
+    'same' pads d (k - 1) in total, the extra element after, as PyTorch does; like
+    PyTorch it needs stride 1, since no padding keeps the size of a strided output."""
+    dims = len(kernel)
+    if padding == "valid":
+        return ((0, 0),) * dims
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    if isinstance(padding, str):
+        raise ValueError(
+            f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}"
+        )
+    return tuple((p, p) for p in as_tuple(padding, dims, "padding", op))
+
+
+def _check_operands(op: str, x: Any, w: Any, b: Any, in_channels: int, out_channels: int) -> None:
+    """Ranks, channel counts, bias shape and dtypes of a (transposed) convolution."""
+    dims = w.ndim - 2
+    if dims not in SPATIAL:
+        raise ValueError(f"{op}: weight must have 3 to 5 dims, got shape {w.shape}")
+    if x.ndim != dims + 2:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, {SPATIAL[dims]}) for a weight of shape "
+            f"{w.shape}, got {x.shape}"
+        )
+    if x.shape[1] != in_channels:
+        raise ValueError(
+            f"{op}: input has {x.shape[1]} channels, but the weight {w.shape} expects {in_channels}"
+        )
+    if b is not None and b.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {b.shape}")
+    dtypes = {a.dtype for a in (x, w, b) if a is not None}
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: input, weight and bias dtypes differ: {sorted(map(str, dtypes))}")
+
+
+def _grouped(w: Any, groups: int) -> Any:
+    """(C_a, C_b, *k) -> (g, C_a/g, C_b * prod(k)): W_g for each group, no copy."""
+    return w.reshape(groups, w.shape[0] // groups, -1)
+
+
+def _rows(y: Any, groups: int) -> Any:
+    """(N, C, *O) -> (g, C/g, N * prod(O)): channel-major rows (free if y is channel-major)."""
+    return y.swapaxes(0, 1).reshape(groups, y.shape[1] // groups, -1)
+
+
+def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any:
+    """Y_g = W_g @ cols_g (+ bias). w: (C_out, C_in/g, *k), cols: (C_in, *k, N, *O)
+    -> y: (N, C_out, *O), stored channel-major."""
+    dims = w.ndim - 2
+    batch_and_out = cols.shape[1 + dims :]
+    y = xp.matmul(_grouped(w, groups), cols.reshape(groups, -1, math.prod(batch_and_out)))
+    y = y.reshape(w.shape[0], -1)
+    if bias is not None:
+        y += bias[:, None]
+    return y.reshape(w.shape[0], *batch_and_out).swapaxes(0, 1)
+
+
+def _correlate_adjoint(
+    xp: Any, w: Any, dy: Any, groups: int, win: Windows, size: tuple[int, ...]
+) -> Any:
+    """The adjoint of ``_correlate`` composed with im2col: dcols_g = W_g^T @ dY_g,
+    dx = col2im(dcols). w: (C_out, C_in/g, *k), dy: (N, C_out, *O) -> dx: (N, C_in, *S)."""
+    dcols = xp.matmul(_grouped(w, groups).swapaxes(1, 2), _rows(dy, groups))
+    in_channels = w.shape[1] * groups
+    dcols = dcols.reshape(in_channels, *w.shape[2:], dy.shape[0], *dy.shape[2:])
+    return col2im(xp, dcols, win, size)
+
+
+def _weight_grad(xp: Any, dy: Any, cols: Any, groups: int, shape: tuple[int, ...]) -> Any:
+    """dW_g = dY_g @ cols_g^T. dy: (N, C_out, *O), cols: (C_in, *k, N, *O) -> (C_out, ...)."""
+    flat = cols.reshape(groups, -1, dy.shape[0] * math.prod(dy.shape[2:]))
+    return xp.matmul(_rows(dy, groups), flat.swapaxes(1, 2)).reshape(shape)
+
+
+def _bias_grad(dy: Any) -> Any:
+    """db = dy summed over the batch and every spatial position."""
+    return dy.swapaxes(0, 1).reshape(dy.shape[1], -1).sum(axis=1)
+
+
+class Conv(Function):
+    """N-d convolution (cross-correlation), N = 1, 2, 3, in ``groups`` groups.
+
+    x: (N, C_in, *S), w: (C_out, C_in/g, *k), b: (C_out,) -> y: (N, C_out, *O),
+    O_i = (S_i + lo_i + hi_i - d_i (k_i - 1) - 1) // s_i + 1,
+    y[n, o, p] = b[o] + sum_{c, j} w[o, c, j] x_pad[n, (o // (C_out/g)) C_in/g + c, p s + j d].
+    As matrices: Y_g = W_g @ cols_g;  dW_g = dY_g @ cols_g^T,  dx = col2im(W_g^T @ dY_g),
+    db = sum over n and p of dy. Saves the columns only if w needs a gradient.
+    """
+
+    def __init__(
+        self,
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] | str = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        name: str = "conv",
+    ) -> None:
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.groups, self.op = groups, name
+
+    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+        g = self.groups
+        if g < 1 or w.shape[0] % g:
+            raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} out channels")
+        _check_operands(self.op, x, w, b, w.shape[1] * g, w.shape[0])
+        dims = w.ndim - 2
+        stride = as_tuple(self.stride, dims, "stride", self.op)
+        dilation = as_tuple(self.dilation, dims, "dilation", self.op)
+        pads = conv_pads(self.op, self.padding, w.shape[2:], stride, dilation)
+        self.win = windows(self.op, x.shape[2:], w.shape[2:], stride, dilation, pads)
+        self.size = x.shape[2:]
+        cols = im2col(self.xp, x, self.win)
+        self.save_for_backward(
+            cols if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
+        )
+        return _correlate(self.xp, w, cols, g, b)
+
+    def backward(self, dy: Any) -> tuple:
+        cols, w = self.saved
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dx = _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
+        if self.needs_input_grad[1]:
+            dw = _weight_grad(self.xp, dy, cols, self.groups, self._weight_shape(cols))
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            db = _bias_grad(dy)
+        return dx, dw, db
+
+    def _weight_shape(self, cols: Any) -> tuple[int, ...]:
+        dims = len(self.win.kernel)
+        return (-1, cols.shape[0] // self.groups, *cols.shape[1 : 1 + dims])
+
+
+def transposed_size(
+    op: str,
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[int, ...]:
+    """Output size of a transposed convolution: (S - 1) s - 2 p + d (k - 1) + op + 1."""
+    if any(op_ >= max(s, d) for op_, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding {output_padding} must be smaller than the stride {stride} "
+            f"or the dilation {dilation}"
+        )
+    out = tuple(
+        (s_in - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for s_in, k, s, p, o, d in zip(size, kernel, stride, padding, output_padding, dilation)
+    )
+    if any(o < 1 for o in out):
+        raise ValueError(f"{op}: input of spatial size {tuple(size)} gives output size {out}")
+    return out
+
+
+class ConvTranspose(Function):
+    """N-d transposed convolution: the adjoint of ``Conv`` with the same settings.
+
+    x: (N, C_in, *S), w: (C_in, C_out/g, *k), b: (C_out,) -> y: (N, C_out, *O),
+    O_i = (S_i - 1) s_i - 2 p_i + d_i (k_i - 1) + output_padding_i + 1.
+    y = col2im(W_g^T @ X_g) + b  (the input gradient of a convolution from C_out to C_in);
+    dx_g = W_g @ cols_g with cols = im2col(dy) (that convolution's forward),
+    dW_g = X_g @ cols_g^T,  db = sum over n and positions of dy.
+    """
+
+    def __init__(
+        self,
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        groups: int = 1,
+        dilation: int | tuple[int, ...] = 1,
+        name: str = "conv_transpose",
+    ) -> None:
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation, self.op = groups, dilation, name
+
+    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+        g = self.groups
+        if g < 1 or w.shape[0] % g:
+            raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} in channels")
+        _check_operands(self.op, x, w, b, w.shape[0], w.shape[1] * g)
+        dims = w.ndim - 2
+        settings = [
+            as_tuple(v, dims, name, self.op)
+            for v, name in [
+                (self.stride, "stride"),
+                (self.padding, "padding"),
+                (self.output_padding, "output_padding"),
+                (self.dilation, "dilation"),
+            ]
+        ]
+        stride, padding, output_padding, dilation = settings
+        size = transposed_size(
+            self.op, x.shape[2:], w.shape[2:], stride, padding, output_padding, dilation
+        )
+        win = windows(self.op, size, w.shape[2:], stride, dilation, [(p, p) for p in padding])
+        # output_padding >= stride (allowed when below the dilation) leaves room for more
+        # windows than x has positions; the adjoint uses exactly x's
+        self.win = dataclasses.replace(win, out=x.shape[2:])
+        self.save_for_backward(
+            x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
+        )
+        y = _correlate_adjoint(self.xp, w, x, g, self.win, size)
+        if b is not None:
+            y += b.reshape(-1, *(1,) * dims)
+        return y
+
+    def backward(self, dy: Any) -> tuple:
+        x, w = self.saved
+        dx = dw = db = None
+        if self.needs_input_grad[0] or self.needs_input_grad[1]:
+            cols = im2col(self.xp, dy, self.win)
+        if self.needs_input_grad[0]:
+            dx = _correlate(self.xp, w, cols, self.groups)
+        if self.needs_input_grad[1]:
+            dw = _weight_grad(self.xp, x, cols, self.groups, (x.shape[1], -1, *self.win.kernel))
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            db = _bias_grad(dy)
+        return dx, dw, db
+
+
+def conv(
+    dims: int,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] | str = 0,
+    dilation: int | tuple[int, ...] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """``F.conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
+    op = f"conv{dims}d"
+    x, unbatched = batched(op, x, dims)
+    if weight.ndim != dims + 2:
+        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
+    operands = (x, weight) if bias is None else (x, weight, bias)
+    y = Conv(stride, padding, dilation, groups, op)(*operands)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose(
+    dims: int,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | tuple[int, ...] = 0,
+    output_padding: int | tuple[int, ...] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, ...] = 1,
+) -> Tensor:
+    """``F.conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
+    op = f"conv_transpose{dims}d"
+    x, unbatched = batched(op, x, dims)
+    if weight.ndim != dims + 2:
+        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
+    operands = (x, weight) if bias is None else (x, weight, bias)
+    y = ConvTranspose(stride, padding, output_padding, groups, dilation, op)(*operands)
+    return y.squeeze(0) if unbatched else y

@@ -1,0 +1,177 @@
+"""Sliding windows over the spatial axes of (N, C, *S) arrays, shared by convolution and
+pooling.
+
+Along one spatial axis of size S, padded by ``lo`` before and ``hi`` after, the window at
+output position p with kernel offset j reads padded index ``p * stride + j * dilation``;
+there are ``O = (S + lo + hi - dilation * (k - 1) - 1) // stride + 1`` positions.
+
+Two views of the same windows, neither a Python loop over output positions:
+- ``im2col`` builds every window at once as a strided view (``as_strided``) and copies it
+  into the column matrix of a convolution: (C, *k, N, *O), which reshapes for free into
+  (groups, C/groups * prod(k), N * prod(O)), the right operand of one matmul per group.
+- ``offset_slices`` gives, for each kernel offset j, the strided slice of the padded input
+  that offset j reads at every output position: pooling reduces over these slices and
+  ``col2im`` (the adjoint of ``im2col``) adds gradients back through them, one slice per
+  kernel offset.
+
+Buffers are "channel-major": a (C, N, *S) array seen as (N, C, *S) through a transpose.
+The column matrix is channel-major, so a convolution's output and input gradient come out
+that way with no transposing copy, and the next layer's padding copy reads them in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+def batched(op: str, x: Any, dims: int) -> tuple[Any, bool]:
+    """Accept an unbatched tensor (C, *S) as PyTorch does: add N = 1 (and say so)."""
+    if x.ndim == dims + 1:
+        return x.unsqueeze(0), True
+    if x.ndim != dims + 2:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, {SPATIAL[dims]}) or (C, {SPATIAL[dims]}), "
+            f"got {tuple(x.shape)}"
+        )
+    return x, False
+
+
+def as_tuple(value: int | tuple[int, ...] | list[int], n: int, name: str, op: str) -> tuple:
+    """``value`` repeated to ``n`` entries (an int), or checked to have ``n`` (a sequence)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * n
+    if isinstance(value, str):
+        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {value!r}")
+    value = tuple(value)
+    if len(value) != n or not all(isinstance(v, int) for v in value):
+        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The windows of a sliding op along each spatial axis: kernel size, stride, dilation,
+    padding ``(before, after)`` and the resulting output size."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+
+    @property
+    def span(self) -> tuple[int, ...]:
+        """Extent of one dilated window: d (k - 1) + 1."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+    @property
+    def padded(self) -> bool:
+        return any(lo or hi for lo, hi in self.pads)
+
+    @property
+    def disjoint(self) -> bool:
+        """True when no two windows share an input element (e.g. stride == kernel)."""
+        return all(s >= w for s, w in zip(self.stride, self.span))
+
+    def padded_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(s + lo + hi for s, (lo, hi) in zip(size, self.pads))
+
+
+def windows(
+    op: str,
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    pads: tuple[tuple[int, int], ...],
+) -> Windows:
+    """The ``Windows`` of an op over spatial ``size``; raises naming ``op`` when the
+    (padded) input is smaller than one dilated kernel or a setting is out of range."""
+    if any(k < 1 for k in kernel) or any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise ValueError(
+            f"{op}: kernel size {kernel}, stride {stride} and dilation {dilation} must be positive"
+        )
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ValueError(f"{op}: padding must be non-negative, got {pads}")
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    padded = [s + lo + hi for s, (lo, hi) in zip(size, pads)]
+    if any(p < w for p, w in zip(padded, spans)):
+        raise ValueError(
+            f"{op}: input of spatial size {tuple(size)} (padded: {tuple(padded)}) is smaller "
+            f"than the kernel (dilated size {tuple(spans)})"
+        )
+    out = tuple((p - w) // s + 1 for p, w, s in zip(padded, spans, stride))
+    return Windows(tuple(kernel), tuple(stride), tuple(dilation), tuple(pads), out)
+
+
+def channel_major_empty(xp: Any, shape: tuple[int, ...], dtype: Any, fill: float | None) -> Any:
+    """An (N, C, *S) array stored as (C, N, *S): filled with ``fill``, or uninitialised."""
+    n, c, *spatial = shape
+    if fill == 0:
+        buffer = xp.zeros((c, n, *spatial), dtype=dtype)
+    elif fill is None:
+        buffer = xp.empty((c, n, *spatial), dtype=dtype)
+    else:
+        buffer = xp.full((c, n, *spatial), fill, dtype=dtype)
+    return buffer.swapaxes(0, 1)
+
+
+def interior(win: Windows, size: tuple[int, ...]) -> tuple[slice, ...]:
+    """The index of the unpadded input inside a padded (N, C, *P) array."""
+    return (slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in zip(size, win.pads)))
+
+
+def pad(xp: Any, x: Any, win: Windows, fill: float = 0.0) -> Any:
+    """x: (N, C, *S) -> (N, C, *P) with ``fill`` in the padding (``x`` itself if none)."""
+    if not win.padded:
+        return x
+    n, c, *size = x.shape
+    out = channel_major_empty(xp, (n, c, *win.padded_size(tuple(size))), x.dtype, fill)
+    out[interior(win, tuple(size))] = x
+    return out
+
+
+def window_view(xp: Any, x_padded: Any, win: Windows) -> Any:
+    """Every window of x_padded (N, C, *P) as a strided view (C, *k, N, *O), no copy."""
+    strides = x_padded.strides
+    spatial = strides[2:]
+    shape = (x_padded.shape[1], *win.kernel, x_padded.shape[0], *win.out)
+    view_strides = (
+        strides[1],
+        *(st * d for st, d in zip(spatial, win.dilation)),
+        strides[0],
+        *(st * s for st, s in zip(spatial, win.stride)),
+    )
+    return xp.lib.stride_tricks.as_strided(x_padded, shape=shape, strides=view_strides)
+
+
+def im2col(xp: Any, x: Any, win: Windows) -> Any:
+    """x: (N, C, *S) -> cols: (C, *k, N, *O), contiguous (one copy of the window view)."""
+    return xp.ascontiguousarray(window_view(xp, pad(xp, x, win), win))
+
+
+def offset_slices(win: Windows) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...]]]:
+    """For each kernel offset j (row-major order), ``(j, index)`` where
+    ``x_padded[index]`` (N, C, *O) holds x_padded[n, c, p * stride + j * dilation]."""
+    for j in itertools.product(*(range(k) for k in win.kernel)):
+        index = tuple(
+            slice(i * d, i * d + s * (o - 1) + 1, s)
+            for i, d, s, o in zip(j, win.dilation, win.stride, win.out)
+        )
+        yield j, (slice(None), slice(None), *index)
+
+
+def col2im(xp: Any, dcols: Any, win: Windows, size: tuple[int, ...]) -> Any:
+    """The adjoint of ``im2col``: dcols (C, *k, N, *O) -> dx (N, C, *S), each column
+    entry added back to the input element it was copied from (one add per kernel offset)."""
+    c, n = dcols.shape[0], dcols.shape[1 + len(win.kernel)]
+    padded = win.padded_size(size)
+    dx = channel_major_empty(xp, (n, c, *padded), dcols.dtype, 0)
+    for j, index in offset_slices(win):
+        dx[index] += dcols[(slice(None), *j)].swapaxes(0, 1)
+    return dx[interior(win, size)] if win.padded else dx

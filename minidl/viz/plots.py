@@ -1,0 +1,176 @@
+"""Each function draws one kind of figure and writes it as a PNG; it returns the path.
+
+matplotlib is imported lazily with the Agg backend (no screen needed), so the engine itself
+does not depend on it (it is in the ``projects`` extra)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike) -> str:
+    """Write the figure atomically (a temp file, then a rename) and close it."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    _pyplot().close(fig)
+    return path
+
+
+def learning_curves(
+    curves: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    title: str = "",
+    xlabel: str = "epoch",
+) -> str:
+    """One panel per quantity (loss, accuracy, ...): curves named ``train_<q>`` and
+    ``val_<q>`` share the panel of ``<q>``."""
+    plt = _pyplot()
+    groups: dict[str, dict[str, Sequence[float]]] = {}
+    for name, values in curves.items():
+        key = name.split("_", 1)[1] if name.startswith(("train_", "val_")) else name
+        groups.setdefault(key, {})[name] = values
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
+    for ax, (key, members) in zip(axes[0], groups.items()):
+        for name, values in members.items():
+            ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=name)
+        ax.set(xlabel=xlabel, ylabel=key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | os.PathLike,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+) -> str:
+    """Named (x, y) series on one axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker=".", label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def confusion_matrix(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> str:
+    """A (C, C) count matrix, rows true classes, columns predictions, rows normalised for
+    the colours and counts written in the cells."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.6 * len(class_names))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i, j in np.ndindex(*matrix.shape):
+        ax.text(
+            j,
+            i,
+            str(matrix[i, j]),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if rates[i, j] > 0.5 else "black",
+        )
+    return _save(fig, path)
+
+
+def image_grid(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    ncol: int = 8,
+    titles: Sequence[str] | None = None,
+    title: str = "",
+) -> str:
+    """images: (N, H, W), (N, 1, H, W) or (N, 3, H, W), any range (each scaled to [0, 1])."""
+    plt = _pyplot()
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    low = images.reshape(len(images), -1).min(1).reshape((-1,) + (1,) * (images.ndim - 1))
+    high = images.reshape(len(images), -1).max(1).reshape(low.shape)
+    images = (images - low) / np.maximum(high - low, 1e-12)
+    nrow = -(-len(images) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.3 * ncol, 1.4 * nrow), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k], cmap="gray" if images.ndim == 3 else None)
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def latent_scatter(
+    z: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str = ""
+) -> str:
+    """z: (N, 2) points coloured by integer labels."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, s=4, cmap="tab10")
+    fig.colorbar(points, ax=ax)
+    ax.set(title=title, xlabel="z1", ylabel="z2")
+    return _save(fig, path)
+
+
+def gradient_norms(
+    steps: Sequence[int],
+    norms: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    title: str = "",
+) -> str:
+    """Per-parameter gradient-norm curves on a log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, values in norms.items():
+        ax.plot(steps[: len(values)], values, label=name)
+    ax.set(xlabel="step", ylabel="gradient L2 norm", title=title, yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def histograms(
+    values: Mapping[str, np.ndarray], path: str | os.PathLike, bins: int = 60, title: str = ""
+) -> str:
+    """One histogram panel per named array (weights or activations of each layer)."""
+    plt = _pyplot()
+    n = len(values)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
+    for ax, (name, v) in zip(axes[0], values.items()):
+        ax.hist(np.asarray(v).ravel(), bins=bins, color="steelblue")
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -1,0 +1,1 @@
+"""Runnable projects: one module per classic model, run by ``python -m projects``."""

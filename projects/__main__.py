@@ -1,0 +1,35 @@
+"""``python -m projects list`` and
+``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from projects.runner import load_project, project_names, run_project
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m projects")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the projects")
+    run = sub.add_parser("run", help="run one project")
+    run.add_argument("name")
+    run.add_argument("--quick", action="store_true", help="a small slice, a few steps")
+    run.add_argument("--epochs", type=int, help="override the number of epochs")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", help="output folder (default runs/NAME)")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        names = project_names()
+        width = max(len(n) for n in names)
+        for name in names:
+            print(f"{name.ljust(width)}  {load_project(name).DESCRIPTION}")
+        return 0
+    run_project(args.name, args.out, args.quick, args.epochs, args.seed, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
