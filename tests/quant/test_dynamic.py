@@ -1,0 +1,90 @@
+"""Dynamic quantization: int8 weights, activations quantized per call. The dynamic Linear
+equals its definition (integer matmul of the per-batch quantized input and the int8
+weight, rescaled, plus the float bias) and stays close to the float layer; the dynamic
+LSTM follows the float LSTM in every configuration; quantize_dynamic swaps exactly the
+requested layer types. CPU and simulated CUDA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import seeds
+
+import minidl as md
+from minidl import backend, nn
+from minidl.quant import (
+    DynamicQuantizedLinear,
+    DynamicQuantizedLSTM,
+    per_channel_dynamic_qconfig,
+    quantize_dynamic,
+    quantize_per_tensor,
+    quint8,
+)
+from minidl.quant.dynamic import dynamic_qparams
+
+
+@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
+def device(request, monkeypatch):
+    if request.param == "simulated-cuda":
+        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
+        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
+    return backend.default_device()
+
+
+@given(n_in=st.integers(1, 20), out=st.integers(1, 6), per_channel=st.booleans(), seed=seeds)
+def test_dynamic_linear_is_the_rescaled_integer_product(n_in, out, per_channel, seed):
+    md.manual_seed(seed)
+    layer = nn.Linear(n_in, out)
+    qconfig = per_channel_dynamic_qconfig if per_channel else None
+    q = DynamicQuantizedLinear.from_float(layer, *([qconfig] if qconfig else []))
+    assert q.weight.dtype == np.int8 and q.weight_scale.shape == (out,)
+    x = (np.random.default_rng(seed).standard_normal((5, n_in)) * 2).astype(np.float32)
+    y = q(md.tensor(x)).numpy()
+    sx, zx = dynamic_qparams(md.tensor(x).data)
+    xq = quantize_per_tensor(md.tensor(x), sx, zx, quint8).int_repr().numpy().astype(np.int64)
+    acc = (xq - zx) @ q.weight.numpy().astype(np.int64).T
+    expected = acc * (np.float32(sx) * q.weight_scale.numpy()) + q.bias.numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    # and close to the float layer: one input step times the weights, plus weight rounding
+    bound = (sx * np.abs(layer.weight.numpy()).sum(1) + np.abs(x).sum(1, keepdims=True)
+             * q.weight_scale.numpy())  # fmt: skip
+    assert (np.abs(y - layer(md.tensor(x)).numpy()) <= bound + 1e-5).all()
+
+
+@pytest.mark.parametrize(
+    ("layers", "bidirectional", "batch_first", "bias"),
+    [(1, False, False, True), (2, True, True, True), (1, False, True, False)],
+)
+def test_dynamic_lstm_follows_the_float_lstm(layers, bidirectional, batch_first, bias):
+    md.manual_seed(0)
+    lstm = nn.LSTM(6, 5, num_layers=layers, bidirectional=bidirectional,
+                   batch_first=batch_first, bias=bias)  # fmt: skip
+    q = DynamicQuantizedLSTM.from_float(lstm)
+    assert q.weight_ih_l0.dtype == np.int8
+    x = md.tensor(np.random.default_rng(0).standard_normal((3, 4, 6)).astype(np.float32))
+    d = 2 if bidirectional else 1
+    h0 = md.tensor(np.random.default_rng(1).standard_normal((layers * d, 3 if batch_first else 4,
+                                                              5)).astype(np.float32))  # fmt: skip
+    (y, (h, c)), (yq, (hq, cq)) = lstm(x, (h0, h0)), q(x, (h0, h0))
+    assert yq.shape == y.shape and hq.shape == h.shape and cq.shape == c.shape
+    for ours, ref in ((yq, y), (hq, h), (cq, c)):
+        np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=0.03)
+    unbatched = md.tensor(np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32))
+    np.testing.assert_allclose(q(unbatched)[0].numpy(), lstm(unbatched)[0].numpy(), atol=0.03)
+
+
+def test_quantize_dynamic_swaps_the_requested_types_only():
+    md.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    q = quantize_dynamic(model)
+    assert isinstance(q[0], DynamicQuantizedLinear) and isinstance(q[2], DynamicQuantizedLinear)
+    assert isinstance(model[0], nn.Linear)  # a copy was made
+    x = md.randn(5, 4)
+    np.testing.assert_allclose(q(x).numpy(), model(x).numpy(), atol=0.05)
+    assert isinstance(quantize_dynamic(model, {nn.LSTM})[0], nn.Linear)
+    with pytest.raises(ValueError, match="no dynamic version"):
+        quantize_dynamic(model, {nn.Conv2d})
+    with pytest.raises(ValueError, match="does not match in_features=4"):
+        q[0](md.randn(2, 5))
