@@ -121,6 +121,8 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> bool | None: ...
 
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs;
@@ -157,10 +159,12 @@ class EarlyStopping(Callback):
                 }
             return False
         self.wait += 1
-        stop = self.wait >= self.patience
-        if stop and self.best_state is not None:
+        return self.wait >= self.patience
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Put back the best epoch's weights, whether training stopped early or ran out."""
+        if self.best_state is not None:
             trainer.model.load_state_dict(self.best_state)
-        return stop
 
 
 class GradNormRecorder(Callback):
@@ -275,6 +279,7 @@ class Trainer:
                 print(" ".join(f"{k}={_fmt(v)}" for k, v in logs.items()))
             if any(stop):
                 break
+        self._call("on_train_end")
         return self.history
 
     def _step_scheduler(self, logs: dict[str, float]) -> None:

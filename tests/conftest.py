@@ -1,9 +1,19 @@
 """Hypothesis profiles: ``ci`` (the default, fast) and ``thorough`` (on demand:
-``HYPOTHESIS_PROFILE=thorough python -m pytest``)."""
+``HYPOTHESIS_PROFILE=thorough python -m pytest``); BLAS limited to one thread."""
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+try:  # threadpoolctl comes with scikit-learn (the projects extra)
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+# The tests multiply small matrices, where a second BLAS thread only adds synchronisation
+# (5-20x slower on a busy 2-core machine): one thread keeps the suite fast and steady.
+if threadpool_limits is not None:
+    threadpool_limits(1, user_api="blas")
 
 settings.register_profile(
     "ci",

@@ -154,3 +154,22 @@ def test_diverging_loss_is_reported():
     opt = optim.SGD(model.parameters(), lr=1e30)
     with pytest.raises(FloatingPointError, match="loss became"):
         fit(model, nn.functional.cross_entropy, opt, loader, 3, progress=False)
+
+
+def test_early_stopping_restores_the_best_weights_when_epochs_run_out():
+    model, opt, _, loader, val = _setup()
+    stopper = EarlyStopping("val_loss", patience=100)
+    history = fit(
+        model,
+        nn.functional.cross_entropy,
+        opt,
+        loader,
+        4,
+        val_loader=val,
+        callbacks=[stopper],
+        progress=False,
+    )
+    best = min(history.series("val_loss"))
+    assert evaluate(model, val, nn.functional.cross_entropy, metrics=())["loss"] == (
+        pytest.approx(best, rel=1e-5)
+    )
