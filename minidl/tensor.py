@@ -850,7 +850,7 @@ def _accumulate(leaf: Tensor, g: Any) -> None:
     if g.dtype != leaf.dtype:
         g = g.astype(leaf.dtype)
     if leaf.grad is None:
-        leaf.grad = Tensor(g.copy())
+        leaf.grad = Tensor(g.copy(order="K"))  # keep the layout: no transposing copy
     else:
         leaf.grad.data = leaf.grad.data + g
 

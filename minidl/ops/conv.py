@@ -3,7 +3,7 @@
 A convolution (PyTorch's: a cross-correlation) of x (N, C_in, *S) with w (C_out, C_in/g,
 *k) in g groups is, per group, one matrix product with the column matrix of x:
 
-    cols = im2col(x): (C_in/g * prod(k), N * prod(O)) per group,  Y_g = W_g @ cols_g
+    cols = im2col(x): (C_in/g * prod(k), prod(O) * N) per group,  Y_g = W_g @ cols_g
 
 where W_g is w's group g flattened to (C_out/g, C_in/g * prod(k)). Its derivatives are
 matrix products too: dW_g = dY_g @ cols_g^T (the same columns, kept from the forward),
@@ -21,7 +21,18 @@ import dataclasses
 import math
 from typing import Any
 
-from minidl.ops.im2col import SPATIAL, Windows, as_tuple, batched, col2im, im2col, windows
+from minidl.ops.im2col import (
+    SPATIAL,
+    Windows,
+    as_tuple,
+    batch_first,
+    batch_last,
+    batched,
+    col2im,
+    im2col,
+    to_batch_last,
+    windows,
+)
 from minidl.tensor import Function, Tensor
 
 
@@ -78,20 +89,21 @@ def _grouped(w: Any, groups: int) -> Any:
 
 
 def _rows(y: Any, groups: int) -> Any:
-    """(N, C, *O) -> (g, C/g, N * prod(O)): channel-major rows (free if y is channel-major)."""
-    return y.swapaxes(0, 1).reshape(groups, y.shape[1] // groups, -1)
+    """(N, C, *O) -> (g, C/g, prod(O) * N), ordered as the columns (free if y is stored
+    batch last, as the outputs of this module are)."""
+    return batch_last(y).reshape(groups, y.shape[1] // groups, -1)
 
 
 def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any:
-    """Y_g = W_g @ cols_g (+ bias). w: (C_out, C_in/g, *k), cols: (C_in, *k, N, *O)
-    -> y: (N, C_out, *O), stored channel-major."""
+    """Y_g = W_g @ cols_g (+ bias). w: (C_out, C_in/g, *k), cols: (C_in, *k, *O, N)
+    -> y: (N, C_out, *O), stored batch last."""
     dims = w.ndim - 2
-    batch_and_out = cols.shape[1 + dims :]
-    y = xp.matmul(_grouped(w, groups), cols.reshape(groups, -1, math.prod(batch_and_out)))
+    out_and_batch = cols.shape[1 + dims :]
+    y = xp.matmul(_grouped(w, groups), cols.reshape(groups, -1, math.prod(out_and_batch)))
     y = y.reshape(w.shape[0], -1)
     if bias is not None:
         y += bias[:, None]
-    return y.reshape(w.shape[0], *batch_and_out).swapaxes(0, 1)
+    return batch_first(y.reshape(w.shape[0], *out_and_batch))
 
 
 def _correlate_adjoint(
@@ -101,19 +113,19 @@ def _correlate_adjoint(
     dx = col2im(dcols). w: (C_out, C_in/g, *k), dy: (N, C_out, *O) -> dx: (N, C_in, *S)."""
     dcols = xp.matmul(_grouped(w, groups).swapaxes(1, 2), _rows(dy, groups))
     in_channels = w.shape[1] * groups
-    dcols = dcols.reshape(in_channels, *w.shape[2:], dy.shape[0], *dy.shape[2:])
+    dcols = dcols.reshape(in_channels, *w.shape[2:], *dy.shape[2:], dy.shape[0])
     return col2im(xp, dcols, win, size)
 
 
 def _weight_grad(xp: Any, dy: Any, cols: Any, groups: int, shape: tuple[int, ...]) -> Any:
-    """dW_g = dY_g @ cols_g^T. dy: (N, C_out, *O), cols: (C_in, *k, N, *O) -> (C_out, ...)."""
+    """dW_g = dY_g @ cols_g^T. dy: (N, C_out, *O), cols: (C_in, *k, *O, N) -> (C_out, ...)."""
     flat = cols.reshape(groups, -1, dy.shape[0] * math.prod(dy.shape[2:]))
     return xp.matmul(_rows(dy, groups), flat.swapaxes(1, 2)).reshape(shape)
 
 
 def _bias_grad(dy: Any) -> Any:
     """db = dy summed over the batch and every spatial position."""
-    return dy.swapaxes(0, 1).reshape(dy.shape[1], -1).sum(axis=1)
+    return dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
 class Conv(Function):
@@ -157,6 +169,7 @@ class Conv(Function):
     def backward(self, dy: Any) -> tuple:
         cols, w = self.saved
         dx = dw = db = None
+        dy = to_batch_last(self.xp, dy)  # so both uses below read it in place
         if self.needs_input_grad[0]:
             dx = _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
         if self.needs_input_grad[1]:
@@ -239,6 +252,7 @@ class ConvTranspose(Function):
         # output_padding >= stride (allowed when below the dilation) leaves room for more
         # windows than x has positions; the adjoint uses exactly x's
         self.win = dataclasses.replace(win, out=x.shape[2:])
+        x = to_batch_last(self.xp, x)  # read as rows here and again in backward
         self.save_for_backward(
             x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )

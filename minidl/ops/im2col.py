@@ -7,16 +7,20 @@ there are ``O = (S + lo + hi - dilation * (k - 1) - 1) // stride + 1`` positions
 
 Two views of the same windows, neither a Python loop over output positions:
 - ``im2col`` builds every window at once as a strided view (``as_strided``) and copies it
-  into the column matrix of a convolution: (C, *k, N, *O), which reshapes for free into
-  (groups, C/groups * prod(k), N * prod(O)), the right operand of one matmul per group.
+  into the column matrix of a convolution: (C, *k, *O, N), which reshapes for free into
+  (groups, C/groups * prod(k), prod(O) * N), the right operand of one matmul per group.
 - ``offset_slices`` gives, for each kernel offset j, the strided slice of the padded input
   that offset j reads at every output position: pooling reduces over these slices and
   ``col2im`` (the adjoint of ``im2col``) adds gradients back through them, one slice per
   kernel offset.
 
-Buffers are "channel-major": a (C, N, *S) array seen as (N, C, *S) through a transpose.
-The column matrix is channel-major, so a convolution's output and input gradient come out
-that way with no transposing copy, and the next layer's padding copy reads them in order.
+Layout: the buffers made here hold (N, C, *S) values stored as (C, *S, N), batch last
+(``spatial_buffer``). The column matrix is stored so too, so a convolution's output and
+input gradient come out in that layout with no transposing copy, and the ops that follow
+(elementwise ops keep their input's memory order) hand it on. Along the last spatial axis
+and the batch, a stride-1 window is then one contiguous run of O * N values, so the
+copies into the columns, the adds of ``col2im`` and pooling's reductions move long runs
+instead of rows of a few elements. Any input layout works; this one is the fast one.
 """
 
 from __future__ import annotations
@@ -78,6 +82,14 @@ class Windows:
         """True when no two windows share an input element (e.g. stride == kernel)."""
         return all(s >= w for s, w in zip(self.stride, self.span))
 
+    def tiles(self, size: tuple[int, ...]) -> bool:
+        """True when the windows cover the unpadded input exactly once (disjoint windows,
+        no gaps, no padding, nothing left over)."""
+        return not self.padded and all(
+            s == k and d == 1 and o * s == n
+            for s, k, d, o, n in zip(self.stride, self.kernel, self.dilation, self.out, size)
+        )
+
     def padded_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(s + lo + hi for s, (lo, hi) in zip(size, self.pads))
 
@@ -109,16 +121,33 @@ def windows(
     return Windows(tuple(kernel), tuple(stride), tuple(dilation), tuple(pads), out)
 
 
-def channel_major_empty(xp: Any, shape: tuple[int, ...], dtype: Any, fill: float | None) -> Any:
-    """An (N, C, *S) array stored as (C, N, *S): filled with ``fill``, or uninitialised."""
-    n, c, *spatial = shape
-    if fill == 0:
-        buffer = xp.zeros((c, n, *spatial), dtype=dtype)
-    elif fill is None:
-        buffer = xp.empty((c, n, *spatial), dtype=dtype)
-    else:
-        buffer = xp.full((c, n, *spatial), fill, dtype=dtype)
-    return buffer.swapaxes(0, 1)
+def batch_last(x: Any) -> Any:
+    """(N, C, *S) -> (C, *S, N), a view."""
+    return x.transpose((*range(1, x.ndim), 0))
+
+
+def batch_first(x: Any) -> Any:
+    """(C, *S, N) -> (N, C, *S), a view."""
+    return x.transpose((x.ndim - 1, *range(x.ndim - 1)))
+
+
+def to_batch_last(xp: Any, x: Any, contiguous: bool = True) -> Any:
+    """x (N, C, *S) stored batch last: x itself if it is, else one copy. Without
+    ``contiguous``, a view in batch-last order (e.g. cropped from a padded buffer) will do."""
+    stored = batch_last(x)
+    if not contiguous:
+        strides = [st for st, n in zip(stored.strides, stored.shape) if n > 1]
+        if all(a >= b for a, b in itertools.pairwise(strides)):
+            return x
+    return batch_first(xp.ascontiguousarray(stored))
+
+
+def spatial_buffer(xp: Any, shape: tuple[int, ...], dtype: Any, fill: float | None) -> Any:
+    """An (N, C, *S) array stored as (C, *S, N): filled with ``fill``, or uninitialised."""
+    stored = (*shape[1:], shape[0])
+    if fill is None:
+        return batch_first(xp.empty(stored, dtype=dtype))
+    return batch_first(xp.full(stored, fill, dtype=dtype))
 
 
 def interior(win: Windows, size: tuple[int, ...]) -> tuple[slice, ...]:
@@ -127,31 +156,36 @@ def interior(win: Windows, size: tuple[int, ...]) -> tuple[slice, ...]:
 
 
 def pad(xp: Any, x: Any, win: Windows, fill: float = 0.0) -> Any:
-    """x: (N, C, *S) -> (N, C, *P) with ``fill`` in the padding (``x`` itself if none)."""
+    """x: (N, C, *S) -> (N, C, *P) with ``fill`` in the padding, stored batch last (``x``
+    itself if it is so stored and there is no padding)."""
     if not win.padded:
-        return x
+        return to_batch_last(xp, x, contiguous=False)
     n, c, *size = x.shape
-    out = channel_major_empty(xp, (n, c, *win.padded_size(tuple(size))), x.dtype, fill)
+    out = spatial_buffer(xp, (n, c, *win.padded_size(tuple(size))), x.dtype, None)
     out[interior(win, tuple(size))] = x
+    for axis, (lo, hi) in enumerate(win.pads, start=2):  # fill only the border
+        before = (slice(None),) * axis
+        out[(*before, slice(0, lo))] = fill
+        out[(*before, slice(out.shape[axis] - hi, None))] = fill
     return out
 
 
 def window_view(xp: Any, x_padded: Any, win: Windows) -> Any:
-    """Every window of x_padded (N, C, *P) as a strided view (C, *k, N, *O), no copy."""
+    """Every window of x_padded (N, C, *P) as a strided view (C, *k, *O, N), no copy."""
     strides = x_padded.strides
     spatial = strides[2:]
-    shape = (x_padded.shape[1], *win.kernel, x_padded.shape[0], *win.out)
+    shape = (x_padded.shape[1], *win.kernel, *win.out, x_padded.shape[0])
     view_strides = (
         strides[1],
         *(st * d for st, d in zip(spatial, win.dilation)),
-        strides[0],
         *(st * s for st, s in zip(spatial, win.stride)),
+        strides[0],
     )
     return xp.lib.stride_tricks.as_strided(x_padded, shape=shape, strides=view_strides)
 
 
 def im2col(xp: Any, x: Any, win: Windows) -> Any:
-    """x: (N, C, *S) -> cols: (C, *k, N, *O), contiguous (one copy of the window view)."""
+    """x: (N, C, *S) -> cols: (C, *k, *O, N), contiguous (one copy of the window view)."""
     return xp.ascontiguousarray(window_view(xp, pad(xp, x, win), win))
 
 
@@ -167,11 +201,10 @@ def offset_slices(win: Windows) -> Iterator[tuple[tuple[int, ...], tuple[slice, 
 
 
 def col2im(xp: Any, dcols: Any, win: Windows, size: tuple[int, ...]) -> Any:
-    """The adjoint of ``im2col``: dcols (C, *k, N, *O) -> dx (N, C, *S), each column
+    """The adjoint of ``im2col``: dcols (C, *k, *O, N) -> dx (N, C, *S), each column
     entry added back to the input element it was copied from (one add per kernel offset)."""
-    c, n = dcols.shape[0], dcols.shape[1 + len(win.kernel)]
-    padded = win.padded_size(size)
-    dx = channel_major_empty(xp, (n, c, *padded), dcols.dtype, 0)
+    c, n = dcols.shape[0], dcols.shape[-1]
+    dx = spatial_buffer(xp, (n, c, *win.padded_size(size)), dcols.dtype, 0)
     for j, index in offset_slices(win):
-        dx[index] += dcols[(slice(None), *j)].swapaxes(0, 1)
+        dx[index] += batch_first(dcols[(slice(None), *j)])
     return dx[interior(win, size)] if win.padded else dx

@@ -15,6 +15,7 @@ host from PyTorch's index formulas and moved to the input's device.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,10 +26,11 @@ from minidl.ops.im2col import (
     Windows,
     as_tuple,
     batched,
-    channel_major_empty,
     interior,
     offset_slices,
     pad,
+    spatial_buffer,
+    to_batch_last,
     windows,
 )
 from minidl.tensor import Function, Tensor, float64
@@ -67,17 +69,13 @@ def pool_windows(
     return windows(op, size, kernel, stride, dilation, tuple(pads))
 
 
-def _index_dtype(xp: Any, count: int) -> Any:
-    """The smallest integer dtype that holds a kernel offset 0..count-1."""
-    return xp.uint8 if count <= 256 else xp.int32
-
-
 class MaxPool(Function):
     """Max pooling over windows of ``kernel_size`` (padding counts as -inf).
 
     x: (N, C, *S) -> y: (N, C, *O),  y[n, c, p] = max_j x_pad[n, c, p s + j d];
     dx[n, c, p s + j* d] += dy[n, c, p] for the first kernel offset j* (row-major order)
-    that attains the max, as in PyTorch. Saves only j* per output, as a small integer.
+    that attains the max, as in PyTorch. Saves the (padded) input and the output, from
+    which backward finds j*: the forward is then maxima only.
     """
 
     def __init__(
@@ -101,50 +99,64 @@ class MaxPool(Function):
 
     def forward(self, x: Any) -> Any:
         _check_rank(self.op, x, self.dims)
-        size = x.shape[2:]
-        win = pool_windows(
-            self.op, size, self.kernel, self.stride, self.padding, self.dilation, self.ceil_mode
+        self.size = x.shape[2:]
+        self.win = pool_windows(
+            self.op,
+            self.size,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
         )
         xp = self.xp
         low = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-        x_pad = pad(xp, x, win, fill=low)
-        views = (x_pad[index] for _, index in offset_slices(win))
+        x_pad = pad(xp, x, self.win, fill=low)
+        views = (x_pad[index] for _, index in offset_slices(self.win))
         y = next(views).copy(order="K")
-        arg = xp.zeros_like(y, dtype=_index_dtype(xp, math.prod(win.kernel)))
-        for j, v in enumerate(views, start=1):
-            xp.copyto(arg, j, where=v > y)  # strict: the first max keeps the gradient
+        for v in views:
             xp.maximum(y, v, out=y)
-        self.win, self.size = win, size
-        self.save_for_backward(arg)
+        self.save_for_backward(x_pad, y)
         if self.return_indices:
-            self.indices = self._flat_indices(arg)
+            self.indices = self._flat_indices(x_pad, y)
         return y
 
     def backward(self, dy: Any) -> Any:
-        (arg,) = self.saved
+        x_pad, y = self.saved
         win, xp = self.win, self.xp
+        dy = to_batch_last(xp, dy, contiguous=False)  # in x's and y's order
         n, c = dy.shape[:2]
-        dx = channel_major_empty(xp, (n, c, *win.padded_size(self.size)), dy.dtype, 0)
-        for j, (_, index) in enumerate(offset_slices(win)):
+        fill = None if win.tiles(self.size) else 0  # every element is written below
+        dx = spatial_buffer(xp, (n, c, *win.padded_size(self.size)), dy.dtype, fill)
+        for _, index, first in self._first_max(x_pad, y):
             if win.disjoint:  # each input element is in at most one window: assign
-                xp.multiply(dy, arg == j, out=dx[index])
+                xp.multiply(dy, first, out=dx[index])
             else:
-                dx[index] += dy * (arg == j)
+                dx[index] += dy * first
         return dx[interior(win, self.size)]
 
-    def _flat_indices(self, arg: Any) -> Any:
-        """PyTorch's return_indices: the argmax's flat index into each (n, c) input plane."""
+    def _first_max(self, x_pad: Any, y: Any) -> Iterator[tuple[tuple[int, ...], tuple, Any]]:
+        """For each kernel offset j (row-major): (j, its slice of x_pad, the mask of the
+        windows whose first maximum is at offset j)."""
+        taken = self.xp.zeros_like(y, dtype=bool)
+        for j, index in offset_slices(self.win):
+            first = (x_pad[index] == y) > taken  # a max, and no earlier offset had one
+            taken |= first
+            yield j, index, first
+
+    def _flat_indices(self, x_pad: Any, y: Any) -> Any:
+        """PyTorch's return_indices: the first max's flat index into each input plane,
+        sum_i position_i * prod(S[i + 1:]) with position_i = p_i s_i - lo_i + j_i d_i."""
         xp, win = self.xp, self.win
-        flat = xp.zeros(arg.shape, dtype=xp.int64)
-        rest = arg.astype(xp.int64)
-        for axis in range(self.dims - 1, -1, -1):
-            j = rest % win.kernel[axis]
-            rest = rest // win.kernel[axis]
-            shape = [1] * arg.ndim
-            shape[2 + axis] = win.out[axis]
-            start = xp.arange(win.out[axis]).reshape(shape) * win.stride[axis]
-            position = start + j * win.dilation[axis] - win.pads[axis][0]
-            flat += position * math.prod(self.size[axis + 1 :])
+        flat = xp.zeros(y.shape, dtype=xp.int64)
+        for j, _, first in self._first_max(x_pad, y):
+            position = 0
+            for axis, (o, j_axis) in enumerate(zip(win.out, j)):
+                shape = [1] * y.ndim
+                shape[2 + axis] = o
+                start = xp.arange(o).reshape(shape) * win.stride[axis] - win.pads[axis][0]
+                position = position * self.size[axis] + start + j_axis * win.dilation[axis]
+            flat += first * position
         return flat
 
 
@@ -200,9 +212,10 @@ class AvgPool(Function):
 
     def backward(self, dy: Any) -> Any:
         win, xp = self.win, self.xp
-        share = dy / self.divisor
+        share = to_batch_last(xp, dy, contiguous=False) / self.divisor
         n, c = dy.shape[:2]
-        dx = channel_major_empty(xp, (n, c, *win.padded_size(self.size)), dy.dtype, 0)
+        fill = None if win.tiles(self.size) else 0
+        dx = spatial_buffer(xp, (n, c, *win.padded_size(self.size)), dy.dtype, fill)
         for _, index in offset_slices(win):
             if win.disjoint:
                 dx[index] = share
@@ -239,7 +252,8 @@ class Resample(Function):
     """
 
     def __init__(self, matrices: list[np.ndarray | None], name: str = "resample") -> None:
-        self.matrices, self.op = matrices, name
+        self.matrices = [None if _is_identity(a) else a for a in matrices]
+        self.op = name
 
     def forward(self, x: Any) -> Any:
         dims = len(self.matrices)
@@ -268,6 +282,10 @@ class Resample(Function):
                 y = self.xp.tensordot(x, a, axes=([2 + i], [0 if transpose else 1]))
                 x = self.xp.moveaxis(y, -1, 2 + i)
         return x
+
+
+def _is_identity(a: np.ndarray | None) -> bool:
+    return a is not None and a.shape[0] == a.shape[1] and np.array_equal(a, np.eye(len(a)))
 
 
 class NearestRepeat(Function):

@@ -182,7 +182,7 @@ def test_conv_saves_only_what_backward_needs():
     op = Conv(padding=1)
     y = op(x, w)
     cols, weight = op.saved
-    assert cols.shape == (2, 3, 3, 1, 5, 5) and weight is None  # x needs no gradient
+    assert cols.shape == (2, 3, 3, 5, 5, 1) and weight is None  # x needs no gradient
     y.sum().backward()
     assert op._saved is None
     frozen = Conv(padding=1)
@@ -402,3 +402,35 @@ def test_settings_are_checked_where_they_enter():
         F.conv2d(md.randn(1, 2, 5, 5), md.randn(4, 2, 3, 3), md.randn(3))
     with pytest.raises(TypeError, match="dtypes differ"):
         F.conv1d(md.randn(1, 2, 5), md.randn(4, 2, 3).double())
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda a: a,  # C order
+        lambda a: np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2),  # batch last
+        np.asfortranarray,
+        lambda a: np.pad(a, ((0, 0), (0, 0), (1, 0), (0, 2)))[:, :, 1:, :-2],  # a cropped view
+    ],
+)
+def test_memory_layout_does_not_change_results(layout):
+    """The ops pick fast paths by memory order; values and gradients must not notice."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 6, 5))
+    w = rng.standard_normal((2, 4, 3, 3))
+
+    def run(values):
+        xt = md.tensor(values, requires_grad=True)
+        pooled = F.max_pool2d(F.conv2d(xt, md.tensor(w), padding=1), 2, 1)
+        y = pooled + F.avg_pool2d(xt, 2, 1)[:, :2]
+        g = rng.standard_normal(y.shape)
+        y.backward(g)
+        return y.numpy(), xt.grad.numpy()
+
+    rng_state = rng.bit_generator.state
+    expected = run(x)
+    rng.bit_generator.state = rng_state
+    laid_out = layout(x.copy())
+    assert np.array_equal(laid_out, x)
+    for got, want in zip(run(laid_out), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
