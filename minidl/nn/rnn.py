@@ -156,8 +156,17 @@ class RNNBase(Module):
     def _layer(
         self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """One layer in one direction: x (L, N, in) -> (output (L, N, H), final states)."""
-        raise NotImplementedError
+        """One layer in one direction, one fused op: x (L, N, in) -> (output (L, N, H),
+        final states). The reverse direction ends at t = 0."""
+        last = 0 if reverse else -1
+        if self.mode == "LSTM":
+            states = LSTMLayer(reverse)(x, h0[0], h0[1], *weights)
+            return states[0], (states[0, last], states[1, last])
+        if self.mode == "GRU":
+            hs = GRULayer(reverse)(x, h0[0], *weights)
+        else:
+            hs = RNNLayer(self.mode.removeprefix("RNN_").lower(), reverse)(x, h0[0], *weights)
+        return hs, (hs[last],)
 
     def _time_major(self, input: Tensor) -> tuple[Tensor, bool]:
         """The input as (L, N, H_in), and whether it came with a batch dim."""
@@ -215,11 +224,6 @@ class RNNBase(Module):
         return list(hx)
 
 
-def _last(reverse: bool) -> int:
-    """Where a direction ends: the final state of the reverse direction is at t = 0."""
-    return 0 if reverse else -1
-
-
 class RNN(RNNBase):
     """Elman RNN: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
 
@@ -244,12 +248,6 @@ class RNN(RNNBase):
         )
         self.nonlinearity = nonlinearity
 
-    def _layer(
-        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        hs = RNNLayer(self.nonlinearity, reverse)(x, h0[0], *weights)
-        return hs, (hs[_last(reverse)],)
-
 
 class LSTM(RNNBase):
     """Long short-term memory, gates i, f, g, o:
@@ -270,13 +268,6 @@ class LSTM(RNNBase):
             "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         )
 
-    def _layer(
-        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        states = LSTMLayer(reverse)(x, h0[0], h0[1], *weights)
-        last = _last(reverse)
-        return states[0], (states[0, last], states[1, last])
-
 
 class GRU(RNNBase):
     """Gated recurrent unit, gates r, z, n:
@@ -296,12 +287,6 @@ class GRU(RNNBase):
         super().__init__(
             "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         )
-
-    def _layer(
-        self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        hs = GRULayer(reverse)(x, h0[0], *weights)
-        return hs, (hs[_last(reverse)],)
 
 
 # --------------------------------------------------------------------- cells
@@ -332,7 +317,7 @@ class RNNCellBase(Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.bias is not True:
             s += f", bias={self.bias}"
-        nonlinearity = self.__dict__.get("nonlinearity", "tanh")
+        nonlinearity = getattr(self, "nonlinearity", "tanh")
         return s if nonlinearity == "tanh" else s + f", nonlinearity={nonlinearity}"
 
     def _batched(self, input: Tensor, hx: Any, kinds: int) -> tuple[Tensor, list[Tensor], bool]:
@@ -345,14 +330,19 @@ class RNNCellBase(Module):
                 f"{name}: input has inconsistent input_size: got {input.shape[-1]} expected "
                 f"{self.input_size}"
             )
+        if input.dtype != self.weight_ih.dtype:
+            raise ValueError(
+                f"{name}: input dtype ({input.dtype}) does not match weight dtype "
+                f"({self.weight_ih.dtype})"
+            )
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         if hx is None:
             zero = zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
             return x, [zero] * kinds, batched
+        if kinds == 2 and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise TypeError(f"{name}: hx must be a tuple (h, c), got {type(hx).__name__}")
         states = list(hx) if kinds == 2 else [hx]
-        if len(states) != kinds:
-            raise TypeError(f"{name}: hx must be a tuple (h, c), got {len(states)} tensors")
         for i, h in enumerate(states):
             if h.ndim != input.ndim:
                 raise ValueError(

@@ -12,7 +12,9 @@ from minidl.ops import (
     loss,
     normalization,
     pool,
+    quant,
     reduce,
+    rnn,
     shape,
 )
 
@@ -27,6 +29,8 @@ __all__ = [
     "loss",
     "normalization",
     "pool",
+    "quant",
     "reduce",
+    "rnn",
     "shape",
 ]

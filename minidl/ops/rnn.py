@@ -230,9 +230,9 @@ class LSTMLayer(Function):
         h_prev, c_prev = h0, c0
         for t in _steps(x.shape[0], self.reverse):
             xp.matmul(h_prev, w_t, out=step)
+            step += xw[t]
             a = acts[:, t]
-            xp.add(_gate_major(step, 4), _gate_major(xw[t], 4), out=a)
-            xp.tanh(a, out=a)
+            xp.tanh(_gate_major(step, 4), out=a)
             sigmoids = a[:3]
             sigmoids *= 0.5
             sigmoids += 0.5
@@ -273,7 +273,7 @@ class LSTMLayer(Function):
             xp.multiply(dh, tc, out=do)
             xp.multiply(dc, i, out=dg)
             xp.subtract(1, a[:3], out=slope[:3])  # sigmoid' = s (1 - s)
-            slope[:3] *= a[:3]
+            xp.multiply(slope[:3], a[:3], out=slope[:3])
             xp.multiply(g, g, out=slope[3])  # tanh' = 1 - g^2
             xp.subtract(1, slope[3], out=slope[3])
             xp.multiply(d, slope, out=_gate_major(dz[t], 4))
@@ -383,7 +383,7 @@ class GRULayer(Function):
             xp.multiply(dn, hn_all[t], out=dr)
             xp.subtract(1, a[:2], out=slope)  # sigmoid' = s (1 - s) for r and z
             slope *= a[:2]
-            d[:2] *= slope
+            xp.multiply(d[:2], slope, out=d[:2])
             dhh = _gate_major(dhh_all[t], 3)
             xp.copyto(_gate_major(dxw[t], 3), d)
             xp.copyto(dhh[:2], d[:2])

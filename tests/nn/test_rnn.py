@@ -33,6 +33,17 @@ def device(request, monkeypatch):
     return backend.default_device()
 
 
+@pytest.fixture
+def torch():
+    """PyTorch on one thread (skipped where it is not installed): its thread pool and
+    NumPy's BLAS threads would otherwise fight over the cores and slow both down."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
 def make(mode: str, *args, cell: bool = False, **kwargs):
     """A layer (or cell) of ``mode``; RNN_RELU sets nonlinearity="relu"."""
     if mode == "RNN_RELU":
@@ -235,15 +246,13 @@ def _compare_with_torch(torch, cfg, x_shape, state_shape, dtype, tol, seed):
 
 
 @given(config=configs(max_size=4), seed=seeds)
-def test_outputs_final_states_and_gradients_match_torch_float64(config, seed):
-    torch = pytest.importorskip("torch")
+def test_outputs_final_states_and_gradients_match_torch_float64(torch, config, seed):
     cfg, x_shape, state_shape = config
     _compare_with_torch(torch, cfg, x_shape, state_shape, torch.float64, 1e-5, seed)
 
 
 @pytest.mark.parametrize("mode", sorted(LAYERS))
-def test_match_torch_float32_at_a_realistic_size(mode):
-    torch = pytest.importorskip("torch")
+def test_match_torch_float32_at_a_realistic_size(torch, mode):
     torch.manual_seed(0)
     cfg = {
         "mode": mode,
@@ -254,17 +263,11 @@ def test_match_torch_float32_at_a_realistic_size(mode):
         "batch_first": True,
         "bidirectional": True,
     }
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # torch's threads and NumPy's BLAS threads would fight for cores
-    try:
-        _compare_with_torch(torch, cfg, (5, 30, 12), (4, 5, 16), torch.float32, 1e-4, 0)
-    finally:
-        torch.set_num_threads(threads)
+    _compare_with_torch(torch, cfg, (5, 30, 12), (4, 5, 16), torch.float32, 1e-4, 0)
 
 
 @pytest.mark.parametrize("mode", sorted(CELLS))
-def test_cells_match_torch(mode):
-    torch = pytest.importorskip("torch")
+def test_cells_match_torch(torch, mode):
     cls = {"RNN_TANH": "RNNCell", "RNN_RELU": "RNNCell", "LSTM": "LSTMCell", "GRU": "GRUCell"}
     kwargs = {"nonlinearity": "relu"} if mode == "RNN_RELU" else {}
     reference = getattr(torch.nn, cls[mode])(4, 3, **kwargs).double()
@@ -281,8 +284,7 @@ def test_cells_match_torch(mode):
 
 
 @pytest.mark.parametrize("mode", sorted(LAYERS))
-def test_parameter_names_shapes_and_reprs_match_torch(mode):
-    torch = pytest.importorskip("torch")
+def test_parameter_names_shapes_and_reprs_match_torch(torch, mode):
     kwargs = {"nonlinearity": "relu"} if mode == "RNN_RELU" else {}
     cls = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[mode]
     for options in [
@@ -438,7 +440,7 @@ def test_dropout_with_one_layer_warns_as_in_torch():
 @pytest.mark.parametrize("mode", sorted(LAYERS))
 def test_long_sequence_needs_no_recursion(mode):
     layer = make(mode, 2, 3, bidirectional=True)
-    x = md.randn(3000, 1, 2, requires_grad=True)
+    x = md.randn(1500, 1, 2, requires_grad=True)  # beyond the default recursion limit
     output, _ = layer(x)
     output.sum().backward()
     assert x.grad.shape == x.shape and np.isfinite(x.grad.numpy()).all()
@@ -501,10 +503,15 @@ def test_cells_reject_wrong_shapes(mode):
         cell(md.randn(1, 2, 3))
     with pytest.raises(RuntimeError, match="inconsistent input_size: got 5 expected 3"):
         cell(md.randn(2, 5))
+    with pytest.raises(ValueError, match="dtype"):
+        cell(md.randn(2, 3).double())
     with pytest.raises(RuntimeError, match=r"expected \(2, 4\)"):
         cell(md.randn(2, 3), _hx(mode, [md.zeros(3, 4)] * kinds))
     with pytest.raises(ValueError, match="like the input"):
         cell(md.randn(2, 3), _hx(mode, [md.zeros(4)] * kinds))
+    if mode == "LSTM":
+        with pytest.raises(TypeError, match="tuple"):
+            cell(md.randn(2, 3), md.zeros(2, 4))
 
 
 def test_fused_op_rejects_inconsistent_shapes():
