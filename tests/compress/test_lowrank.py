@@ -9,12 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
 
 import minidl as md
-from minidl import backend, nn, optim
+from minidl import nn, optim
 from minidl.compress import (
     LowRankConv,
     LowRankLinear,
@@ -23,14 +24,6 @@ from minidl.compress import (
     singular_values,
 )
 from minidl.gradcheck import gradcheck
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 def _product(layer: nn.Module) -> np.ndarray:

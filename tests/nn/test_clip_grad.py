@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minidl
-from minidl import backend
 from minidl.nn import Parameter
 from minidl.nn.utils import (
     clip_grad_norm_,
@@ -21,15 +21,6 @@ from minidl.nn.utils import (
     parameters_to_vector,
     vector_to_parameters,
 )
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
-
 
 SHAPES = [(3, 4), (5,), (2, 2, 2)]
 

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from invariants import check_op
@@ -17,14 +18,6 @@ from strategies import seeds, shapes
 import minidl as md
 from minidl import backend, nn
 from minidl.nn import functional as F
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 @given(rows=st.integers(1, 6), dim=st.integers(1, 4), index_shape=shapes(0, 3), seed=seeds)

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from invariants import check_op
 from strategies import seeds, shapes
 
 import minidl as md
-from minidl import backend, nn
+from minidl import nn
 from minidl.nn import functional as F
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 # --------------------------------------------------------------------- gradients

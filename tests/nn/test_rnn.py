@@ -10,27 +10,20 @@ import math
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from invariants import check_op
 from strategies import seeds
 
 import minidl as md
-from minidl import backend, nn
+from minidl import nn
 from minidl.gradcheck import gradcheck
 from minidl.gradcheck.cases_rnn import with_parameters
 from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
 
 LAYERS = {"RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
 CELLS = {"RNN_TANH": nn.RNNCell, "RNN_RELU": nn.RNNCell, "LSTM": nn.LSTMCell, "GRU": nn.GRUCell}
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 @pytest.fixture

@@ -1,14 +1,3 @@
-"""Every op test runs twice: on the CPU, and on the simulated CUDA device (CuPy-like arrays
-that refuse NumPy mixing), so op code that would break on CuPy breaks here."""
+"""Every op test runs on the CPU and on the simulated CUDA device."""
 
-import pytest
-
-from minidl import backend
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
+from devices import device  # noqa: F401

@@ -10,20 +10,13 @@ import copy
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import minidl
-from minidl import backend, optim
+from minidl import optim
 from minidl.nn import Parameter
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 # --------------------------------------------------------------------- NumPy references

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
@@ -25,15 +26,6 @@ from minidl.quant import (
     quantize_per_tensor,
     quint8,
 )
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
-
 
 DTYPES = st.sampled_from([qint8, quint8])
 

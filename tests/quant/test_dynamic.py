@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
 
 import minidl as md
-from minidl import backend, nn
+from minidl import nn
 from minidl.quant import (
     DynamicQuantizedLinear,
     DynamicQuantizedLSTM,
@@ -23,14 +24,6 @@ from minidl.quant import (
     quint8,
 )
 from minidl.quant.dynamic import dynamic_qparams
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 @given(n_in=st.integers(1, 20), out=st.integers(1, 6), per_channel=st.booleans(), seed=seeds)

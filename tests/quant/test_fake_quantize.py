@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
 
 import minidl as md
-from minidl import backend, nn
+from minidl import nn
 from minidl.quant import (
     FakeQuantize,
     LearnableFakeQuantize,
@@ -30,14 +31,6 @@ from minidl.quant import (
     quantize_per_tensor,
     quint8,
 )
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 def _surrogate(x, s, z, lo, hi):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
@@ -25,14 +26,6 @@ from minidl.quant import (
     qint8,
     quint8,
 )
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 def _batches(seed: int, n: int = 3, shape: tuple = (4, 6)) -> list[np.ndarray]:

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 
 import minidl as md
-from minidl import backend, nn
+from minidl import nn
 from minidl.quant import inference_time, layer_errors, model_size_bytes, quantize_dynamic
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 def test_size_counts_every_byte_of_the_state_dict():

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeds
 
 import minidl as md
-from minidl import backend, nn, optim
+from minidl import nn, optim
 from minidl.quant import (
     ConvReLU,
     FakeQuantize,
@@ -35,14 +36,6 @@ from minidl.quant import (
     quantize_static,
     quint8,
 )
-
-
-@pytest.fixture(autouse=True, params=["cpu", "simulated-cuda"])
-def device(request, monkeypatch):
-    if request.param == "simulated-cuda":
-        monkeypatch.setenv("MINIDL_SIMULATED_CUDA", "1")
-        monkeypatch.setenv("MINIDL_DEVICE", "cuda")
-    return backend.default_device()
 
 
 def _trained_bn(bn: nn.Module, x: md.Tensor, before: nn.Module) -> nn.Module:
