@@ -26,6 +26,7 @@ from minidl.tensor import (
     int64,
     is_grad_enabled,
     no_grad,
+    set_grad_enabled,
     tensor,
     uint8,
 )

@@ -34,25 +34,24 @@ _anomaly_mode = False
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+def set_grad_enabled(mode: bool) -> Iterator[None]:
+    """Inside this block ops record the graph (``True``) or not (``False``)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, mode
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Inside this block ops record no graph (for evaluation and parameter updates)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    return set_grad_enabled(False)
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Turn graph recording back on inside a ``no_grad`` block."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    return set_grad_enabled(True)
 
 
 def is_grad_enabled() -> bool:
