@@ -318,6 +318,7 @@ class Trainer:
         """Write the resumable state atomically (``minidl.save`` checks it on read)."""
         from minidl.serialization import save
 
+        os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
         save(self.state_dict(), path)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:

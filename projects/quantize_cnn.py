@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from minidl import nn, optim, quant
 from minidl.data import DataLoader, TensorDataset, load_fashion_mnist, load_medmnist
 from minidl.train import batch_to_tensors, fit, predict
-from minidl.viz.plots import _pyplot, _save
+from minidl.viz.plots import pyplot, save_figure
 from projects.runner import RunContext
 
 DESCRIPTION = "compression: int8 CNN (dynamic, static, QAT) on Fashion-MNIST and PneumoniaMNIST"
@@ -184,7 +184,7 @@ def evaluate(
 
 
 def _plot(results: dict, ctx: RunContext) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     width = 0.38
     positions = np.arange(len(METHODS))
@@ -202,4 +202,4 @@ def _plot(results: dict, ctx: RunContext) -> None:
         ax.legend(fontsize=8)
     low = min(rows[m]["accuracy"] for rows in results.values() for m in METHODS)
     axes[1].set_ylim(max(0.0, low - 0.05), 1.0)
-    _save(fig, ctx.figure("float_vs_int8"))
+    save_figure(fig, ctx.figure("float_vs_int8"))

@@ -68,9 +68,9 @@ def run(ctx: RunContext) -> None:
 
 
 def _draw_boundary(model: nn.Module, x: np.ndarray, y: np.ndarray, ctx: RunContext) -> None:
-    from minidl.viz.plots import _pyplot, _save
+    from minidl.viz.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     grid = np.linspace(-1.3, 1.3, 200, dtype=np.float32)
     gx, gy = np.meshgrid(grid, grid)
     with md.no_grad():
@@ -79,4 +79,4 @@ def _draw_boundary(model: nn.Module, x: np.ndarray, y: np.ndarray, ctx: RunConte
     ax.contourf(gx, gy, scores.argmax(1).reshape(gx.shape), alpha=0.3, cmap="coolwarm")
     ax.scatter(x[:, 0], x[:, 1], c=y, s=5, cmap="coolwarm")
     ax.set(title="decision boundary", aspect="equal")
-    _save(fig, ctx.figure("decision_boundary"))
+    save_figure(fig, ctx.figure("decision_boundary"))

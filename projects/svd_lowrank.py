@@ -15,7 +15,7 @@ from minidl import nn, optim
 from minidl.compress import compress_model, singular_values
 from minidl.data import DataLoader, TensorDataset, load_mnist
 from minidl.train import batch_to_tensors, evaluate, fit
-from minidl.viz.plots import _pyplot, _save
+from minidl.viz.plots import pyplot, save_figure
 from projects.runner import RunContext
 
 DESCRIPTION = "compression: SVD low-rank factorisation of an MNIST MLP, accuracy vs parameters"
@@ -129,7 +129,7 @@ def _label(setting: dict) -> str:
 def _plot_accuracy(
     rows: list[dict], base: float, tuned: float, dense: int, ctx: RunContext
 ) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ranked = [r for r in rows if r["setting"].startswith("rank")]
     params = [r["params"] for r in ranked]
@@ -168,11 +168,11 @@ def _plot_accuracy(
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, ctx.figure("accuracy_vs_params"))
+    save_figure(fig, ctx.figure("accuracy_vs_params"))
 
 
 def _plot_spectra(spectra: dict[str, np.ndarray], ctx: RunContext) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, s in spectra.items():
         axes[0].semilogy(np.arange(1, len(s) + 1), s, label=f"layer {name} ({len(s)} values)")
@@ -188,4 +188,4 @@ def _plot_spectra(spectra: dict[str, np.ndarray], ctx: RunContext) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _save(fig, ctx.figure("singular_values"))
+    save_figure(fig, ctx.figure("singular_values"))

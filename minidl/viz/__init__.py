@@ -9,6 +9,8 @@ from minidl.viz.plots import (
     latent_scatter,
     learning_curves,
     line_plot,
+    pyplot,
+    save_figure,
 )
 
 __all__ = [
@@ -19,4 +21,6 @@ __all__ = [
     "latent_scatter",
     "learning_curves",
     "line_plot",
+    "pyplot",
+    "save_figure",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, for figures a project draws itself."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,14 +22,14 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | os.PathLike) -> str:
-    """Write the figure atomically (a temp file, then a rename) and close it."""
+def save_figure(fig: Any, path: str | os.PathLike) -> str:
+    """Write the figure atomically (a temp file, then a rename; folders made) and close it."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp.png"
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -40,7 +41,7 @@ def learning_curves(
 ) -> str:
     """One panel per quantity (loss, accuracy, ...): curves named ``train_<q>`` and
     ``val_<q>`` share the panel of ``<q>``."""
-    plt = _pyplot()
+    plt = pyplot()
     groups: dict[str, dict[str, Sequence[float]]] = {}
     for name, values in curves.items():
         key = name.split("_", 1)[1] if name.startswith(("train_", "val_")) else name
@@ -53,7 +54,7 @@ def learning_curves(
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def line_plot(
@@ -66,7 +67,7 @@ def line_plot(
     logy: bool = False,
 ) -> str:
     """Named (x, y) series on one axis."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", label=name)
@@ -75,7 +76,7 @@ def line_plot(
     ax.set_yscale("log" if logy else "linear")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix(
@@ -83,7 +84,7 @@ def confusion_matrix(
 ) -> str:
     """A (C, C) count matrix, rows true classes, columns predictions, rows normalised for
     the colours and counts written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(class_names))
@@ -103,7 +104,7 @@ def confusion_matrix(
             fontsize=7,
             color="white" if rates[i, j] > 0.5 else "black",
         )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(
@@ -114,7 +115,7 @@ def image_grid(
     title: str = "",
 ) -> str:
     """images: (N, H, W), (N, 1, H, W) or (N, 3, H, W), any range (each scaled to [0, 1])."""
-    plt = _pyplot()
+    plt = pyplot()
     images = np.asarray(images, dtype=np.float64)
     if images.ndim == 4:
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
@@ -130,19 +131,19 @@ def image_grid(
             if titles is not None:
                 ax.set_title(titles[k], fontsize=7)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def latent_scatter(
     z: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str = ""
 ) -> str:
     """z: (N, 2) points coloured by integer labels."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, s=4, cmap="tab10")
     fig.colorbar(points, ax=ax)
     ax.set(title=title, xlabel="z1", ylabel="z2")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def gradient_norms(
@@ -152,25 +153,25 @@ def gradient_norms(
     title: str = "",
 ) -> str:
     """Per-parameter gradient-norm curves on a log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for name, values in norms.items():
         ax.plot(steps[: len(values)], values, label=name)
     ax.set(xlabel="step", ylabel="gradient L2 norm", title=title, yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def histograms(
     values: Mapping[str, np.ndarray], path: str | os.PathLike, bins: int = 60, title: str = ""
 ) -> str:
     """One histogram panel per named array (weights or activations of each layer)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(values)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
     for ax, (name, v) in zip(axes[0], values.items()):
         ax.hist(np.asarray(v).ravel(), bins=bins, color="steelblue")
         ax.set_title(name, fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
