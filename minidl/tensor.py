@@ -10,6 +10,7 @@ orders the graph topologically and runs each op's ``backward`` once, in reverse.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -724,8 +725,9 @@ class Function:
     @property
     def saved(self) -> tuple:
         """What forward saved; raises if an in-place change has made it stale."""
-        for tensor, version in self._watched:
-            if tensor._version != version:
+        for ref, version in self._watched:
+            tensor = ref()
+            if tensor is not None and tensor._version != version:
                 raise RuntimeError(
                     f"{self.name}: a tensor of shape {tensor.shape} that this op saved for "
                     f"backward was modified in place (version {version} -> {tensor._version})"
@@ -733,10 +735,14 @@ class Function:
         return self._saved
 
     def _watch_saved(self, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-        """Remember the versions of the tensors whose own arrays were saved."""
+        """Remember the versions of the tensors whose own arrays were saved.
+
+        Weak references: the output refers to this op (``out._ctx``), so a strong one
+        would make a cycle that keeps the whole graph alive until the garbage collector
+        runs. A tensor that is gone can no longer be changed in place."""
         candidates = (*inputs, out)
         self._watched = [
-            (t, t._version)
+            (weakref.ref(t), t._version)
             for t in candidates
             if any(a is t.data or getattr(a, "base", None) is t.data for a in self._saved)
         ]

@@ -225,3 +225,20 @@ def test_comparisons_and_repr():
     np.testing.assert_array_equal((x > 1.5).numpy(), [False, True, True])
     assert repr(md.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
     assert "grad_fn=<MulBackward>" in repr(md.tensor([1.0], requires_grad=True) * 2)
+
+
+def test_a_graph_is_freed_without_the_garbage_collector():
+    """No reference cycle: the graph and its saved arrays go as soon as the output does."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        x = md.randn(4, 4, requires_grad=True)
+        y = (x @ x).relu().tanh().exp()  # ops that save their own outputs
+        fn = weakref.ref(y.grad_fn)
+        y.sum().backward()
+        del y
+        assert fn() is None
+    finally:
+        gc.enable()
