@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from minidl import backend
+from minidl.nn import hooks as _hooks
 from minidl.tensor import Tensor, resolve_dtype
+from minidl.utils.hooks import RemovableHandle
+
+_HOOK_TABLES = (
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_backward_pre_hooks",
+    "_backward_hooks",
+)
 
 
 class Parameter(Tensor):
@@ -39,6 +50,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        for table in _HOOK_TABLES:  # OrderedDicts: a handle refers to them weakly
+            object.__setattr__(self, table, OrderedDict())
 
     # ----------------------------------------------------------------- registration
     def __setattr__(self, name: str, value: Any) -> None:
@@ -92,7 +105,60 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if (
+            self._forward_pre_hooks
+            or self._forward_hooks
+            or self._backward_hooks
+            or self._backward_pre_hooks
+        ):
+            return _hooks.call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ----------------------------------------------------------------- hooks
+    # PyTorch's semantics; the machinery and the order of one call are in nn/hooks.py.
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, args)`` before ``forward``; a returned value (a tuple, or one
+        value that is wrapped in a tuple) replaces the positional inputs. With
+        ``with_kwargs=True``: ``hook(module, args, kwargs)`` returning None or
+        ``(args, kwargs)``."""
+        return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
+
+    def register_forward_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, args, output)`` after ``forward`` (``hook(module, args, kwargs,
+        output)`` with ``with_kwargs=True``); a returned value replaces the output."""
+        return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
+
+    def register_full_backward_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(module, grad_output)`` when the gradients with respect to the module's
+        outputs are complete; a returned tuple replaces ``grad_output``."""
+        return self._add_hook("_backward_pre_hooks", hook, prepend, False)
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` when the gradients with respect to the
+        module's positional tensor inputs are complete (one entry per positional argument,
+        None for non-tensors and inputs that need no grad); a returned tuple replaces
+        ``grad_input``. The module's ``forward`` then sees, and its caller gets, tensors
+        passed through an identity op, as in PyTorch."""
+        return self._add_hook("_backward_hooks", hook, prepend, False)
+
+    def _add_hook(
+        self, table: str, hook: Callable, prepend: bool, with_kwargs: bool
+    ) -> RemovableHandle:
+        hooks = self.__dict__[table]
+        kwarg_table = self.__dict__.get(f"{table}_with_kwargs")
+        handle = RemovableHandle(*(t for t in (hooks, kwarg_table) if t is not None))
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            kwarg_table[handle.id] = True
+        return handle
 
     # ----------------------------------------------------------------- traversal
     def named_modules(
