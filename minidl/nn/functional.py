@@ -531,17 +531,34 @@ def cross_entropy(
     dim = 0 if input.ndim == 1 else 1
     logp = log_softmax(input, dim=dim)
     if target.dtype.kind == "f":  # soft targets: -sum_c w_c p_c log q_c
-        _check_same_shape("cross_entropy", input, target)
+        _check_soft_target(input, target)
         p = target * (1 - label_smoothing) + label_smoothing / input.shape[dim]
         if weight is not None:
             shape = [1] * input.ndim
             shape[dim] = input.shape[dim]
             p = p * weight.reshape(*shape)
-        per_item = -(p * logp).sum(dim)
-        if reduction == "mean":
-            return per_item.sum() / (input.shape[0] if input.ndim > 1 else 1)
+        per_item = -(p * logp).sum(dim)  # (N, d1, ...): "mean" averages over all of them
         return _reduce(per_item, reduction, "cross_entropy")
     return nll_loss(logp, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def _check_soft_target(input: Tensor, target: Tensor) -> None:
+    """Probability targets have the input's shape; a float target of the class-index shape
+    is a dtype mistake, and the error says so."""
+    if target.shape == input.shape:
+        return
+    indices = (input.shape[0], *input.shape[2:]) if input.ndim > 1 else ()
+    if target.shape == indices:
+        raise TypeError(
+            f"cross_entropy: target of dtype {target.dtype} and shape {target.shape} looks like "
+            f"class indices, which must be int64 (long); convert it with target.long(), or "
+            f"give class probabilities of the input's shape {input.shape}"
+        )
+    raise ValueError(
+        f"cross_entropy: float target of shape {target.shape} for input {input.shape}: "
+        f"expected class probabilities of shape {input.shape} or int64 class indices of "
+        f"shape {indices}"
+    )
 
 
 def binary_cross_entropy(

@@ -1,7 +1,7 @@
 """Activation functions and the softmax family.
 
 Where the derivative is undefined at one point, the value PyTorch uses is given:
-relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = 1.
+relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
-    """y = x if x > 0 else alpha (exp(x) - 1);  dx = dy if x >= 0 else dy (y + alpha)"""
+    """y = x if x > 0 else alpha (exp(x) - 1);  dx = dy if x > 0 else dy (y + alpha)
+    (so elu'(0) = alpha, as in PyTorch)"""
 
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
@@ -56,7 +57,7 @@ class ELU(Function):
 
     def backward(self, dy: Any) -> Any:
         x, y = self.saved
-        return self.xp.where(x >= 0, dy, dy * (y + self.alpha))
+        return self.xp.where(x > 0, dy, dy * (y + self.alpha))
 
 
 class GELU(Function):

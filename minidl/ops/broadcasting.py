@@ -42,3 +42,16 @@ def normalize_axis(op: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
             raise IndexError(f"{op}: dim {a} is out of range for a tensor with {ndim} dims")
         out.append(a % max(ndim, 1))
     return tuple(sorted(set(out)))
+
+
+def check_same_dtype(op: str, **arrays: Any) -> None:
+    """Raise naming ``op`` when the given arrays (None skipped) differ in dtype: layers
+    and matrix products do not promote, as in PyTorch (a float64 batch into a float32
+    layer is an error, not a silent upcast)."""
+    given = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(given.values())) > 1:
+        listed = ", ".join(f"{name} {dtype}" for name, dtype in given.items())
+        raise TypeError(
+            f"{op}: dtypes differ ({listed}); convert the input (e.g. x.float()) or the "
+            "model (model.double()) so that they match"
+        )

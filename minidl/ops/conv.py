@@ -85,13 +85,14 @@ def _check_operands(op: str, x: Any, w: Any, b: Any, in_channels: int, out_chann
 
 def _grouped(w: Any, groups: int) -> Any:
     """(C_a, C_b, *k) -> (g, C_a/g, C_b * prod(k)): W_g for each group, no copy."""
-    return w.reshape(groups, w.shape[0] // groups, -1)
+    return w.reshape(groups, w.shape[0] // groups, math.prod(w.shape[1:]))
 
 
 def _rows(y: Any, groups: int) -> Any:
     """(N, C, *O) -> (g, C/g, prod(O) * N), ordered as the columns (free if y is stored
     batch last, as the outputs of this module are)."""
-    return batch_last(y).reshape(groups, y.shape[1] // groups, -1)
+    size = math.prod(y.shape[2:]) * y.shape[0]  # explicit: -1 is ambiguous for N = 0
+    return batch_last(y).reshape(groups, y.shape[1] // groups, size)
 
 
 def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any:
@@ -99,8 +100,9 @@ def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any
     -> y: (N, C_out, *O), stored batch last."""
     dims = w.ndim - 2
     out_and_batch = cols.shape[1 + dims :]
-    y = xp.matmul(_grouped(w, groups), cols.reshape(groups, -1, math.prod(out_and_batch)))
-    y = y.reshape(w.shape[0], -1)
+    rows = cols.shape[0] // groups * math.prod(cols.shape[1 : 1 + dims])
+    y = xp.matmul(_grouped(w, groups), cols.reshape(groups, rows, math.prod(out_and_batch)))
+    y = y.reshape(w.shape[0], math.prod(out_and_batch))
     if bias is not None:
         y += bias[:, None]
     return batch_first(y.reshape(w.shape[0], *out_and_batch))
@@ -119,7 +121,8 @@ def _correlate_adjoint(
 
 def _weight_grad(xp: Any, dy: Any, cols: Any, groups: int, shape: tuple[int, ...]) -> Any:
     """dW_g = dY_g @ cols_g^T. dy: (N, C_out, *O), cols: (C_in, *k, *O, N) -> (C_out, ...)."""
-    flat = cols.reshape(groups, -1, dy.shape[0] * math.prod(dy.shape[2:]))
+    rows = cols.shape[0] // groups * math.prod(cols.shape[1 : -dy.ndim + 1])
+    flat = cols.reshape(groups, rows, dy.shape[0] * math.prod(dy.shape[2:]))
     return xp.matmul(_rows(dy, groups), flat.swapaxes(1, 2)).reshape(shape)
 
 

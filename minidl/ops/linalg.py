@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.ops.broadcasting import broadcast_shape, unbroadcast
+from minidl.ops.broadcasting import broadcast_shape, check_same_dtype, unbroadcast
 from minidl.tensor import Function
 
 
@@ -25,6 +25,7 @@ class MatMul(Function):
             )
         if a.ndim > 2 or b.ndim > 2:
             broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        check_same_dtype("matmul", a=a, b=b)
         self.save_for_backward(a, b)
         return a @ b
 

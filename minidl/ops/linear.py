@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Function
 
 
@@ -22,6 +23,7 @@ class Linear(Function):
 
     def forward(self, x: Any, weight: Any, bias: Any = None) -> Any:
         _check(x.shape, weight.shape, None if bias is None else bias.shape)
+        check_same_dtype("linear", input=x, weight=weight, bias=bias)
         x2 = x.reshape(-1, weight.shape[1])
         y = x2 @ weight.T
         if bias is not None:

@@ -14,13 +14,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Function
 
 
 def _standardize(x: Any, axes: tuple[int, ...], eps: float, xp: Any) -> tuple[Any, ...]:
-    """(xhat, mean, var, invstd) with the biased variance over ``axes`` (kept as size 1)."""
-    mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
+    """(xhat, mean, var, invstd) with the biased variance over ``axes`` (kept as size 1).
+
+    The statistics are those of x - s, with s one value of x per group: a float32 mean
+    of values near 1e4 is off by ~1e-3, which a tiny variance would blow up to ~0.3 in
+    xhat; shifted, a nearly constant group is centred exactly (as PyTorch's Welford)."""
+    shift = x[tuple(slice(0, 1) if i in axes else slice(None) for i in range(x.ndim))]
+    shifted = x - shift
+    offset = shifted.mean(axis=axes, keepdims=True)
+    mean = shift + offset
+    centered = shifted - offset
     var = (centered * centered).mean(axis=axes, keepdims=True)
     invstd = 1.0 / xp.sqrt(var + eps)
     centered *= invstd
@@ -66,6 +74,7 @@ class BatchNorm(Function):
         self.training, self.momentum, self.eps = training, momentum, eps
 
     def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+        check_same_dtype("batch_norm", input=x, weight=weight, bias=bias)
         x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, L): two axes to reduce
         self.axes, self.x_shape = (0, 2), x.shape
         self.m = x3.shape[0] * x3.shape[2]
@@ -123,6 +132,7 @@ class LayerNorm(Function):
         self.k, self.eps = k, eps
 
     def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+        check_same_dtype("layer_norm", input=x, weight=weight, bias=bias)
         self.x_shape = x.shape
         x2 = x.reshape(-1, math.prod(x.shape[x.ndim - self.k :]))  # a row per group
         xhat, _, _, invstd = _standardize(x2, (1,), self.eps, self.xp)
