@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import timing
 from benchmarks.timing import Stats
-from benchmarks.workloads import WORKLOADS, Engine, Trainer, Workload, state_arrays
+from benchmarks.workloads import WORKLOADS, Engine, TrainingStep, Workload, state_arrays
 
 BLOCK = 5  # timed steps per engine per turn
 PAUSE = 0.2  # seconds of sleep before each block (see timing.time_interleaved)
@@ -71,13 +71,13 @@ def run_workload(
     workload: Workload, steps: int, warmup: int, torch: Any, threads: int | None, memory: bool
 ) -> Result:
     """Build both engines' trainers from the same weights, check them, time them."""
-    import minidl.optim  # noqa: F401  (Trainer uses minidl.optim.SGD)
+    import minidl.optim  # noqa: F401  (TrainingStep uses minidl.optim.SGD)
 
-    trainers = {"minidl": Trainer.create(Engine.minidl(), workload)}
+    trainers = {"minidl": TrainingStep.create(Engine.minidl(), workload)}
     loss_diff = None
     if torch is not None:
         weights = state_arrays(trainers["minidl"].model)
-        trainers["torch"] = Trainer.create(Engine.torch(), workload, weights)
+        trainers["torch"] = TrainingStep.create(Engine.torch(), workload, weights)
         ours, theirs = (trainers[e].eval_loss() for e in ("minidl", "torch"))
         loss_diff = abs(ours - theirs) / max(abs(theirs), 1e-12)
     steps_of = {name: trainer.step for name, trainer in trainers.items()}
@@ -109,7 +109,7 @@ def rss_probe(key: str, engine: str, threads: int | None) -> None:
     timing.set_threads(threads, torch)
     if engine == "minidl":
         import minidl.optim  # noqa: F401
-    trainer = Trainer.create(Engine.torch() if torch else Engine.minidl(), WORKLOADS[key])
+    trainer = TrainingStep.create(Engine.torch() if torch else Engine.minidl(), WORKLOADS[key])
     print(json.dumps({"rss": timing.rss_step_peak(trainer.step)}))
 
 

@@ -205,7 +205,7 @@ def state_arrays(model: Any) -> dict[str, np.ndarray]:
 
 
 @dataclass
-class Trainer:
+class TrainingStep:
     """One engine's model, optimizer, batch and loss for one workload; ``step()`` trains."""
 
     engine: Engine
@@ -218,7 +218,7 @@ class Trainer:
     @classmethod
     def create(
         cls, engine: Engine, workload: Workload, weights: dict[str, np.ndarray] | None = None
-    ) -> Trainer:
+    ) -> TrainingStep:
         """Build the model (loading ``weights`` when given) and its SGD, and the batch."""
         model = engine.build(workload)
         if weights is not None:

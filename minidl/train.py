@@ -8,8 +8,15 @@ Projects with unusual loops (GANs, VAEs) write their own loop from the same piec
 
 Determinism: with ``minidl.manual_seed(s)`` before the model is built and a loader whose
 generator is seeded, a run is reproducible; a ``Checkpoint`` stores the model, optimizer,
-scheduler, epoch, history and both random generators, so a run killed mid-epoch resumes
+scheduler, epoch, history, every callback's state (``Callback.state_dict``), whether a
+callback stopped training, and both random generators, so a run killed mid-epoch resumes
 from the last checkpoint and ends exactly where the uninterrupted run ends.
+
+The loader's random generator: a train loader whose order (or augmentation) is random
+keeps it in an attribute ``generator``, a ``numpy.random.Generator`` that it draws from and
+nothing else does (``minidl.data.DataLoader`` does; so must a hand-written loader that wants
+a bit-identical resume). A checkpoint saves and restores that generator's state; a loader
+without ``generator`` is taken to be deterministic.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.nn.module import Module
+from minidl.optim.lr_scheduler import ReduceLROnPlateau
 from minidl.tensor import Tensor, as_tensor, no_grad
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -111,7 +119,18 @@ def evaluate(
 
 # --------------------------------------------------------------------- callbacks
 class Callback:
-    """Hooks called by ``fit``; return True from ``on_epoch_end`` to stop training."""
+    """Hooks called by ``fit``; return True from ``on_epoch_end`` to stop training.
+
+    A callback that keeps state across epochs (a best value, a patience count, recorded
+    series) returns it from ``state_dict`` and takes it back in ``load_state_dict``: the
+    checkpoint stores it, so a resumed run decides exactly as the uninterrupted one."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What ``load_state_dict`` needs to resume; plain values and arrays only."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what ``state_dict`` returned."""
 
     def on_train_begin(self, trainer: Trainer) -> None: ...
 
@@ -166,6 +185,18 @@ class EarlyStopping(Callback):
         if self.best_state is not None:
             trainer.model.load_state_dict(self.best_state)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait, self.best_state = int(state["wait"]), state["best_state"]
+
 
 class GradNormRecorder(Callback):
     """Record the L2 norm of each parameter's gradient every ``every`` steps: the data of
@@ -185,9 +216,20 @@ class GradNormRecorder(Callback):
                 norm = float(backend.to_numpy((p.grad.data**2).sum())) ** 0.5
                 self.norms.setdefault(name, []).append(norm)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": list(self.steps), "norms": {k: list(v) for k, v in self.norms.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = [int(s) for s in state["steps"]]
+        self.norms = {k: [float(v) for v in values] for k, values in state["norms"].items()}
+
 
 class Checkpoint(Callback):
-    """Save everything needed to resume after every ``every`` epochs to ``path``."""
+    """Save everything needed to resume after every ``every`` epochs to ``path``.
+
+    ``fit`` calls checkpoints after every other callback of the epoch, so the file holds
+    the other callbacks' state for that epoch and whether one of them stopped training.
+    The train loader's ``generator`` (see the module docstring) is saved with it."""
 
     def __init__(self, path: str | os.PathLike, every: int = 1) -> None:
         self.path, self.every = os.fspath(path), every
@@ -198,8 +240,19 @@ class Checkpoint(Callback):
 
 
 # --------------------------------------------------------------------- the loop
+_CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "step", "history", "stopped", "callbacks", "rng"}
+
+
 class Trainer:
-    """The state of one training run; ``fit`` is its usual front door."""
+    """The state of one training run; ``fit`` is its usual front door.
+
+    The arguments are ``fit``'s options (``fit`` passes them on): ``val_loader`` evaluated
+    after every epoch; ``scheduler`` stepped after every epoch, or after every batch with
+    ``scheduler_step="batch"`` (OneCycleLR); a ReduceLROnPlateau is stepped with the
+    validation loss (the training loss without a val_loader); ``metrics``: names from
+    ``METRICS`` computed on the val_loader; ``clip_grad_norm``: the largest total gradient
+    norm; ``callbacks``: ``Callback`` objects; ``device``: where batches go; ``progress``:
+    a bar per epoch (with tqdm) and one printed line per epoch."""
 
     def __init__(
         self,
@@ -226,6 +279,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0  # the next epoch to run
         self.step = 0
+        self.stopped = False  # a callback ended training early
 
     # ----------------------------------------------------------------- one epoch
     def train_epoch(self) -> dict[str, float]:
@@ -261,7 +315,7 @@ class Trainer:
     def run(self, epochs: int) -> History:
         """Train until ``epochs`` epochs have run in all (a resumed run continues)."""
         self._call("on_train_begin")
-        while self.epoch < epochs:
+        while self.epoch < epochs and not self.stopped:
             start = time.perf_counter()
             logs: dict[str, float] = {"epoch": self.epoch + 1, "lr": self._lr()}
             logs.update(self.train_epoch())
@@ -274,18 +328,21 @@ class Trainer:
             logs["time"] = time.perf_counter() - start
             self.history.epochs.append(logs)
             self.epoch += 1
-            stop = [cb.on_epoch_end(self, logs) for cb in self.callbacks]
+            # Checkpoints last: they save the other callbacks' state after this epoch.
+            savers = [cb for cb in self.callbacks if isinstance(cb, Checkpoint)]
+            others = [cb for cb in self.callbacks if not isinstance(cb, Checkpoint)]
+            self.stopped = any([cb.on_epoch_end(self, logs) for cb in others])
+            for cb in savers:
+                cb.on_epoch_end(self, logs)
             if self.progress:
-                print(" ".join(f"{k}={_fmt(v)}" for k, v in logs.items()))
-            if any(stop):
-                break
+                print(" ".join(f"{k}={_fmt(v)}" for k, v in logs.items()), flush=True)
         self._call("on_train_end")
         return self.history
 
     def _step_scheduler(self, logs: dict[str, float]) -> None:
         if self.scheduler is None or self.scheduler_step != "epoch":
             return
-        if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+        if isinstance(self.scheduler, ReduceLROnPlateau):
             self.scheduler.step(logs.get("val_loss", logs["train_loss"]))
         else:
             self.scheduler.step()
@@ -305,11 +362,13 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "history": copy.deepcopy(self.history.epochs),
+            "stopped": self.stopped,
+            "callbacks": [[type(cb).__name__, cb.state_dict()] for cb in self._stateful()],
             "rng": backend.generator().bit_generator.state,
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
-        loader_rng = getattr(self.train_loader, "generator", None)
+        loader_rng = loader_generator(self.train_loader)
         if loader_rng is not None:
             state["loader_rng"] = loader_rng.bit_generator.state
         return state
@@ -325,15 +384,57 @@ class Trainer:
         from minidl.serialization import load
 
         state = load(path)
+        missing = _CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else _CHECKPOINT_KEYS
+        if missing:
+            raise ValueError(
+                f"{os.fspath(path)} is not a training checkpoint of this minidl: it lacks "
+                f"{sorted(missing)}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = History(list(state["history"]))
+        self.stopped = bool(state["stopped"])
+        self._load_callbacks(state["callbacks"], path)
         backend.generator().bit_generator.state = state["rng"]
-        if "loader_rng" in state:
-            self.train_loader.generator.bit_generator.state = state["loader_rng"]
+        loader_rng = loader_generator(self.train_loader)
+        if ("loader_rng" in state) != (loader_rng is not None):
+            raise ValueError(
+                f"{os.fspath(path)}: the checkpoint's train loader "
+                f"{'had' if 'loader_rng' in state else 'had no'} random generator; this one "
+                f"{'has' if loader_rng is not None else 'has none'}: resume with the same loader"
+            )
+        if loader_rng is not None:
+            loader_rng.bit_generator.state = state["loader_rng"]
+
+    def _stateful(self) -> list[Callback]:
+        """The callbacks with a state to checkpoint (those that define ``state_dict``)."""
+        return [cb for cb in self.callbacks if type(cb).state_dict is not Callback.state_dict]
+
+    def _load_callbacks(self, saved: list[list[Any]], path: str | os.PathLike) -> None:
+        callbacks = self._stateful()
+        names = [type(cb).__name__ for cb in callbacks]
+        if [name for name, _ in saved] != names:
+            raise ValueError(
+                f"{os.fspath(path)} holds the state of the callbacks {[n for n, _ in saved]}; "
+                f"this run has {names}: resume with the same stateful callbacks in the same order"
+            )
+        for callback, (_, state) in zip(callbacks, saved):
+            callback.load_state_dict(state)
+
+
+def loader_generator(loader: Any) -> np.random.Generator | None:
+    """The random generator a train loader draws its order from (its ``generator``
+    attribute, see the module docstring), or None for a loader without one."""
+    rng = getattr(loader, "generator", None)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{type(loader).__name__}.generator must be a numpy.random.Generator for a "
+            f"checkpoint to save it, got {type(rng).__name__}"
+        )
+    return rng
 
 
 def fit(
@@ -342,40 +443,21 @@ def fit(
     optimizer: Any,
     train_loader: Any,
     epochs: int,
-    val_loader: Any = None,
-    scheduler: Any = None,
-    scheduler_step: str = "epoch",
-    metrics: Sequence[str] = (),
-    clip_grad_norm: float | None = None,
-    callbacks: Sequence[Callback] = (),
+    *,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
-    device: str | None = None,
-    progress: bool = True,
+    **options: Any,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs and return the per-epoch history.
 
     ``checkpoint``: a path saved after every epoch; with ``resume=True`` and an existing
-    checkpoint, training continues from it. ``scheduler_step="batch"`` steps the scheduler
-    after every batch (OneCycleLR); ReduceLROnPlateau is stepped with the validation loss.
-    ``metrics``: names from ``minidl.train.METRICS`` (computed by scikit-learn)."""
-    callbacks = list(callbacks)
+    checkpoint, training continues from it and ends where the uninterrupted run ends.
+    ``options``: the ``Trainer``'s keyword arguments (``val_loader``, ``scheduler``,
+    ``scheduler_step``, ``metrics``, ``clip_grad_norm``, ``callbacks``, ``device``,
+    ``progress``), documented there."""
+    trainer = Trainer(model, loss_fn, optimizer, train_loader, **options)
     if checkpoint is not None:
-        callbacks.append(Checkpoint(checkpoint))
-    trainer = Trainer(
-        model,
-        loss_fn,
-        optimizer,
-        train_loader,
-        val_loader,
-        scheduler,
-        scheduler_step,
-        metrics,
-        clip_grad_norm,
-        callbacks,
-        device,
-        progress,
-    )
+        trainer.callbacks.append(Checkpoint(checkpoint))
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         trainer.load_checkpoint(checkpoint)
     return trainer.run(epochs)

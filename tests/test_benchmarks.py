@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks import timing
 from benchmarks.__main__ import main, markers, write_section
-from benchmarks.workloads import WORKLOADS, Engine, Trainer, state_arrays
+from benchmarks.workloads import WORKLOADS, Engine, TrainingStep, state_arrays
 
 
 def test_w1_minidl_only_prints_the_table(capsys, tmp_path):
@@ -83,7 +83,7 @@ def test_minidl_step_trains_and_batch_is_fixed():
     assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
     import minidl.optim  # noqa: F401
 
-    trainer = Trainer.create(Engine.minidl(), w1)
+    trainer = TrainingStep.create(Engine.minidl(), w1)
     before = trainer.eval_loss()
     for _ in range(3):
         trainer.step()
@@ -94,7 +94,7 @@ def test_torch_model_is_the_same_function():
     torch = pytest.importorskip("torch")
     import minidl.optim  # noqa: F401
 
-    ours = Trainer.create(Engine.minidl(), WORKLOADS["W1"])
-    theirs = Trainer.create(Engine.torch(), WORKLOADS["W1"], state_arrays(ours.model))
+    ours = TrainingStep.create(Engine.minidl(), WORKLOADS["W1"])
+    theirs = TrainingStep.create(Engine.torch(), WORKLOADS["W1"], state_arrays(ours.model))
     assert isinstance(theirs.model, torch.nn.Module)
     assert ours.eval_loss() == pytest.approx(theirs.eval_loss(), rel=1e-5)

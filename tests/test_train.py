@@ -8,7 +8,14 @@ import pytest
 import minidl as md
 from minidl import nn, optim
 from minidl.data import DataLoader, TensorDataset
-from minidl.train import Callback, EarlyStopping, GradNormRecorder, evaluate, fit
+from minidl.train import (
+    Callback,
+    EarlyStopping,
+    GradNormRecorder,
+    evaluate,
+    fit,
+    loader_generator,
+)
 
 
 def _blobs(n=120, seed=0):
@@ -173,3 +180,82 @@ def test_early_stopping_restores_the_best_weights_when_epochs_run_out():
     assert evaluate(model, val, nn.functional.cross_entropy, metrics=())["loss"] == (
         pytest.approx(best, rel=1e-5)
     )
+
+
+def _fit_with_every_callback(seed, ckpt, kill_at_step=None, resume=False):
+    """A run with every built-in callback (EarlyStopping, GradNormRecorder, Checkpoint)
+    and ReduceLROnPlateau; returns (history, weights, stopper, recorder)."""
+    model, opt, _, loader, val = _setup(seed=seed)
+    sched = optim.lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    # Big min_delta: the run stops early, with a patience count running at most epochs.
+    stopper = EarlyStopping("val_loss", patience=3, min_delta=0.02)
+    recorder = GradNormRecorder(every=5)
+    callbacks = [stopper, recorder] + ([_Kill(kill_at_step)] if kill_at_step else [])
+    history = fit(
+        model,
+        nn.functional.cross_entropy,
+        opt,
+        loader,
+        40,
+        val_loader=val,
+        scheduler=sched,
+        callbacks=callbacks,
+        checkpoint=ckpt,
+        resume=resume,
+        progress=False,
+    )
+    return history, _params(model), stopper, recorder
+
+
+def test_resume_with_every_builtin_callback_ends_where_the_uninterrupted_run_ends(tmp_path):
+    """Killed in the middle of each epoch in turn, then resumed from the checkpoint in a
+    fresh setup: the same epochs, the same stop, the same weights and the same recorded
+    gradient norms as the run that was never killed."""
+    history, weights, stopper, recorder = _fit_with_every_callback(7, tmp_path / "straight")
+    stop_epoch = len(history.epochs)
+    assert stop_epoch < 40 and stopper.wait == 3  # early stopping decided the end
+    steps_per_epoch = len(_setup()[3])
+    untimed = [{k: v for k, v in e.items() if k != "time"} for e in history.epochs]
+    checkpoints = []
+    for killed_in in range(2, stop_epoch + 1):
+        checkpoints.append(tmp_path / f"killed_in_{killed_in}")
+        kill_at = (killed_in - 1) * steps_per_epoch + 2
+        with pytest.raises(KeyboardInterrupt):
+            _fit_with_every_callback(7, checkpoints[-1], kill_at_step=kill_at)
+    # Resuming a run that had already stopped trains no further and ends the same.
+    checkpoints.append(tmp_path / "straight")
+    for ckpt in checkpoints:
+        resumed = _fit_with_every_callback(99, ckpt, resume=True)
+        assert [{k: v for k, v in e.items() if k != "time"} for e in resumed[0].epochs] == untimed
+        for a, b in zip(weights, resumed[1]):
+            np.testing.assert_array_equal(a, b)
+        assert (resumed[2].best_epoch, resumed[2].wait) == (stopper.best_epoch, stopper.wait)
+        assert resumed[3].steps == recorder.steps and resumed[3].norms == recorder.norms
+
+
+def test_resume_refuses_other_stateful_callbacks(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    model, opt, _, loader, val = _setup()
+    fit(model, nn.functional.cross_entropy, opt, loader, 1, checkpoint=ckpt, progress=False)
+    model, opt, _, loader, val = _setup()
+    with pytest.raises(ValueError, match="EarlyStopping"):
+        fit(
+            model,
+            nn.functional.cross_entropy,
+            opt,
+            loader,
+            2,
+            val_loader=val,
+            callbacks=[EarlyStopping()],
+            checkpoint=ckpt,
+            resume=True,
+            progress=False,
+        )
+
+
+def test_a_loader_generator_that_is_not_a_numpy_generator_is_refused():
+    class Loader(list):
+        generator = 3
+
+    with pytest.raises(TypeError, match="must be a numpy"):
+        loader_generator(Loader())

@@ -52,6 +52,11 @@ class DataLoader:
     batch (default `default_collate`); prefetch: batches prepared ahead by a background thread
     (0: none). A TensorDataset (or a Subset of one) with the default collate is batched by
     indexing its arrays with the whole index batch, with no Python loop per sample.
+
+    ``self.generator`` is the only source of the loader's randomness; a training checkpoint
+    (``minidl.train.Checkpoint``) saves and restores its state, so a resumed run draws the
+    same orders. A hand-written loader that keeps a numpy Generator in ``generator`` gets
+    the same (see ``minidl.train``'s docstring).
     """
 
     def __init__(
