@@ -1,8 +1,9 @@
 """What the image-classification projects (Fashion-MNIST, CIFAR-10) share: a loader that
-turns uint8 images into augmented, normalised float batches; the two model families (a fully
-connected net on flattened pixels, a CNN of conv-BN-ReLU blocks); SGD with weight decay and
-a warm-up + cosine schedule; and the report (per-class metrics, confusion matrix,
-misclassified examples, learning curves of several models on one figure).
+turns uint8 images into augmented, normalised float batches; the bookkeeping of a training
+run (an epoch log line, a checkpoint path per setting, the curves for metrics.json); and the
+report (per-class metrics, confusion matrix, misclassified examples, learning curves of
+several models on one figure). The models, the loss, the optimiser and the training call
+live in each project's own script (``projects/README.md``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from minidl.data import (
     stratified_split,
 )
 from minidl.nn import functional as F
-from minidl.train import Callback, History, Trainer, fit, predict
+from minidl.train import Callback, History, Trainer, predict
 from minidl.viz import confusion_matrix, image_grid
 from projects.runner import RunContext
 
@@ -97,51 +98,11 @@ def stratified_take(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return stratified_split(labels, [n / len(labels), 1 - n / len(labels)], seed)[0]
 
 
-# --------------------------------------------------------------------------- models
-def fully_connected(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
-    """Flatten, then Linear -> ReLU [-> Dropout] for each hidden size, then a Linear to the
-    logits. sizes: [in_features, h1, ..., n_classes]; x: (N, C, H, W) -> (N, n_classes)."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
-
-
-def conv_net(
-    in_channels: int,
-    blocks: Sequence[Sequence[int]],
-    image_size: int,
-    n_classes: int,
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """Blocks of (Conv2d 3x3 pad 1, no bias -> BatchNorm2d -> ReLU) per width in the block,
-    each block ended by MaxPool2d(2); then Flatten -> Dropout -> Linear to the logits.
-    blocks: e.g. [[32], [64, 64], [128, 128]]. x: (N, C, S, S) -> (N, n_classes)."""
-    layers: list[nn.Module] = []
-    channels = in_channels
-    for widths in blocks:
-        for width in widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(),
-            ]
-            channels = width
-        layers.append(nn.MaxPool2d(2))
-    side = image_size // 2 ** len(blocks)
-    layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * side * side, n_classes)]
-    return nn.Sequential(*layers)
-
-
+# --------------------------------------------------------------------------- training
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# --------------------------------------------------------------------------- training
 class EpochLog(Callback):
     """Print one line per epoch (flushed: full runs log to a file) with the elapsed time."""
 
@@ -158,52 +119,6 @@ class EpochLog(Callback):
         return False
 
 
-def train_sgd(
-    name: str,
-    model: nn.Module,
-    train: ImageLoader,
-    val: Any,
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    checkpoint: Path | None = None,
-    label_smoothing: float = 0.0,
-) -> History:
-    """SGD, Nesterov momentum 0.9, L2 ``weight_decay``; the lr warms up over the first 15% of
-    the steps to ``lr``, then follows a cosine down to ~0 (OneCycleLR, stepped per batch).
-    ``checkpoint``: saved every epoch, and resumed from when it exists."""
-    optimizer = optim.SGD(
-        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay
-    )
-    scheduler = optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=lr,
-        total_steps=epochs * len(train),
-        pct_start=0.15,
-        anneal_strategy="cos",
-        cycle_momentum=False,
-    )
-
-    def loss_fn(scores: Any, target: Any) -> Any:
-        return F.cross_entropy(scores, target, label_smoothing=label_smoothing)
-
-    return fit(
-        model,
-        loss_fn,
-        optimizer,
-        train,
-        epochs,
-        val_loader=val,
-        scheduler=scheduler,
-        scheduler_step="batch",
-        metrics=["accuracy"],
-        callbacks=[EpochLog(name, epochs)],
-        checkpoint=checkpoint,
-        resume=checkpoint is not None,
-        progress=False,
-    )
-
-
 def checkpoint_path(ctx: RunContext, name: str, config: dict[str, Any]) -> Path | None:
     """Where a model's training state is saved each epoch (None with --quick). The name
     carries a hash of the settings, so a changed setting never resumes a stale run."""
@@ -213,35 +128,6 @@ def checkpoint_path(ctx: RunContext, name: str, config: dict[str, Any]) -> Path 
     folder = ctx.out / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}-{tag}.ckpt"
-
-
-def train_and_report(
-    ctx: RunContext,
-    name: str,
-    model: nn.Module,
-    config: dict[str, Any],
-    train: ImageLoader,
-    val: ImageLoader,
-    test: ImageLoader,
-    classes: Sequence[str],
-) -> tuple[dict[str, Any], History, np.ndarray]:
-    """``train_sgd`` with config's epochs, lr and weight_decay (checkpointed under a name
-    hashed from ``config``), then ``class_report`` on ``test``. Returns the record (config,
-    parameter count, training time, per-epoch curves, test metrics), the history and the
-    test predictions."""
-    checkpoint = checkpoint_path(ctx, name, config)
-    history = train_sgd(
-        name, model, train, val, config["epochs"], config["lr"], config["weight_decay"], checkpoint
-    )
-    report, pred = class_report(ctx, name, model, test, classes, name)
-    record = {
-        **config,
-        "parameters": parameter_count(model),
-        "train_time_s": round(sum(history.series("time")), 1),
-        "curves": history_record(history),
-        **report,
-    }
-    return record, history, pred
 
 
 def history_record(history: History) -> dict[str, list[float]]:

@@ -6,6 +6,8 @@ Each epoch is scored on the 10,000 test images for the learning curves; nothing 
 with them (no early stopping, no model selection): every model is trained for its fixed
 number of epochs and its last epoch is reported. Every model checkpoints each epoch under
 ``<out>/checkpoints/``; running the same command again resumes where a killed run stopped.
+The script reads in the order of a notebook: data, models, loss and optimiser, training,
+evaluation, report (``projects/README.md``).
 """
 
 from __future__ import annotations
@@ -16,25 +18,29 @@ from typing import Any
 import numpy as np
 
 import minidl as md
+from minidl import nn, optim
 from minidl.data import data_root, load_cifar10
-from minidl.train import History
+from minidl.nn import functional as F
+from minidl.train import History, fit
 from projects import _vision
 from projects.runner import RunContext
 
 DESCRIPTION = "CIFAR-10: fully connected baselines vs a 3-block CNN with augmentation"
 DATA = ["cifar10/cifar10-images-jpg.tar.gz"]
 
-# name -> (layer sizes, dropout, epochs, peak lr)
-FCNS: dict[str, tuple[list[int], float, int, float]] = {
-    "fcn_3072_100_20_10": ([3072, 100, 20, 10], 0.0, 15, 0.02),
-    "fcn_3072_512_256_10_dropout": ([3072, 512, 256, 10], 0.3, 15, 0.02),
-}
-# Conv widths per block, each block ended by a 2x2 max pool. One conv per block: an epoch of
-# this net took 1.2-6 min on the shared 2-core machine (NumPy, one BLAS thread), two convs
-# per block cost 3-4x that; 15 epochs fit the hour the full run is given (see RESULTS.md).
-CNN_BLOCKS = [[32], [64], [128]]
-CNN = {"epochs": 15, "lr": 0.1, "batch_size": 128, "weight_decay": 5e-4, "dropout": 0.2}
-FCN_WEIGHT_DECAY, FCN_BATCH = 5e-4, 128
+# The settings of a full run (RESULTS.md); --quick trains 1 epoch on a stratified slice.
+# One conv per block: an epoch of this net took 1.2-6 min on the shared 2-core machine (NumPy,
+# one BLAS thread), two convs per block cost 3-4x that; 15 epochs fit the hour the full run
+# is given (see RESULTS.md). "blocks" is the conv widths per block of ``cnn`` below.
+CNN = {"blocks": [[32], [64], [128]], "dropout": 0.2, "epochs": 15, "lr": 0.1,
+       "batch_size": 128, "weight_decay": 5e-4, "augment": True}  # fmt: skip
+FCNS = {
+    "fcn_3072_100_20_10": {"sizes": [3072, 100, 20, 10], "dropout": 0.0, "epochs": 15,
+                           "lr": 0.02, "batch_size": 128, "weight_decay": 5e-4, "augment": False},
+    "fcn_3072_512_256_10_dropout": {"sizes": [3072, 512, 256, 10], "dropout": 0.3, "epochs": 15,
+                                    "lr": 0.02, "batch_size": 128, "weight_decay": 5e-4,
+                                    "augment": False},
+}  # fmt: skip
 
 
 def available() -> bool:
@@ -42,6 +48,7 @@ def available() -> bool:
     return all((Path(data_root()) / f).is_file() for f in DATA)
 
 
+# --------------------------------------------------------------------------- 1. data
 def load(ctx: RunContext) -> dict[str, Any]:
     """uint8 (N, 3, 32, 32) train and test images with labels; stratified slices with
     --quick. mean/std are the per-channel statistics of the training images used."""
@@ -61,19 +68,47 @@ def load(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def train_model(
+# --------------------------------------------------------------------------- 2. models
+def cnn(dropout: float = CNN["dropout"]) -> nn.Sequential:
+    """Three blocks of conv 3x3 (no bias: BatchNorm adds one) -> BatchNorm -> ReLU -> 2x2 max
+    pool, then dropout and a Linear to the logits.
+    x: (N, 3, 32, 32) -> (N, 32, 16, 16) -> (N, 64, 8, 8) -> (N, 128, 4, 4) -> (N, 10)."""
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * 4 * 4, 10),
+    )  # fmt: skip
+
+
+def fully_connected(sizes: list[int], dropout: float) -> nn.Sequential:
+    """Flatten, then Linear -> ReLU [-> Dropout] for each hidden size, then a Linear to the
+    logits. sizes: [3072, h1, ..., 10]; x: (N, 3, 32, 32) -> (N, 10)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------- 3-5. train, score
+def train_and_score(
     ctx: RunContext,
     data: dict[str, Any],
     name: str,
-    model: md.nn.Module,
+    model: nn.Module,
     config: dict[str, Any],
-    augment: bool,
+    test: _vision.ImageLoader,
 ) -> tuple[dict[str, Any], History, np.ndarray]:
-    """Train one model with SGD + warm-up/cosine on the training images, scoring every
-    epoch on the test images; returns its record (curves, test metrics, time), its history
-    and its test predictions."""
-    epochs = ctx.epochs_or(config["epochs"], 1)
-    config = {**config, "epochs": epochs, "augment": augment}
+    """Cross-entropy, SGD with Nesterov momentum 0.9 and L2 weight decay; the lr warms up
+    over the first 15% of the steps to ``config["lr"]``, then follows a cosine down to ~0
+    (OneCycleLR, stepped per batch). Scored on the test images after every epoch and at the
+    end. Returns the record (config, parameter count, training time, per-epoch curves, test
+    metrics), the history and the test predictions."""
     train = _vision.ImageLoader(
         data["x_train"],
         data["y_train"],
@@ -81,40 +116,72 @@ def train_model(
         data["std"],
         config["batch_size"],
         shuffle=True,
-        crop_padding=4 * augment,
-        flip=augment,
+        crop_padding=4 * config["augment"],
+        flip=config["augment"],
         seed=ctx.seed,
     )
-    test = _vision.ImageLoader(data["x_test"], data["y_test"], data["mean"], data["std"], 500)
-    return _vision.train_and_report(ctx, name, model, config, train, test, test, data["classes"])
+    optimizer = optim.SGD(
+        model.parameters(),
+        lr=config["lr"],
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=config["weight_decay"],
+    )
+    scheduler = optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=config["lr"],
+        total_steps=config["epochs"] * len(train),
+        pct_start=0.15,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+    )
+    checkpoint = _vision.checkpoint_path(ctx, name, config)  # None with --quick
+    history = fit(
+        model,
+        loss_fn=F.cross_entropy,
+        optimizer=optimizer,
+        train_loader=train,
+        epochs=config["epochs"],
+        val_loader=test,
+        scheduler=scheduler,
+        scheduler_step="batch",
+        metrics=["accuracy"],
+        callbacks=[_vision.EpochLog(name, config["epochs"])],
+        checkpoint=checkpoint,
+        resume=checkpoint is not None,
+        progress=False,
+    )
+    report, pred = _vision.class_report(ctx, name, model, test, data["classes"], name)
+    record = {
+        **config,
+        "parameters": _vision.parameter_count(model),
+        "train_time_s": round(sum(history.series("time")), 1),
+        "curves": _vision.history_record(history),
+        **report,
+    }
+    return record, history, pred
 
 
+# --------------------------------------------------------------------------- 6. the run
 def run(ctx: RunContext) -> None:
     data = load(ctx)
     ctx.record(
         sizes={"train": len(data["y_train"]), "test": len(data["y_test"])},
         normalisation={"mean": data["mean"], "std": data["std"]},
     )
+    test = _vision.ImageLoader(data["x_test"], data["y_test"], data["mean"], data["std"], 500)
     results, histories = {}, {}
     # The CNN first: it is the long run, and its checkpoints let a killed run resume.
+    config = {**CNN, "epochs": ctx.epochs_or(CNN["epochs"], 1)}
     md.manual_seed(ctx.seed)
-    model = _vision.conv_net(3, CNN_BLOCKS, 32, 10, CNN["dropout"])
-    results["cnn"], histories["cnn"], pred = train_model(
-        ctx, data, "cnn", model, {**CNN, "blocks": CNN_BLOCKS}, True
-    )
+    model = cnn(config["dropout"])
+    results["cnn"], histories["cnn"], pred = train_and_score(ctx, data, "cnn", model, config, test)
     _vision.misclassified_grid(ctx, "cnn", data["x_test"], data["y_test"], pred, data["classes"])
-    for name, (sizes, dropout, epochs, lr) in FCNS.items():
+    for name, settings in FCNS.items():
+        config = {**settings, "epochs": ctx.epochs_or(settings["epochs"], 1)}
         md.manual_seed(ctx.seed)
-        model = _vision.fully_connected(sizes, dropout)
-        config = {
-            "sizes": sizes,
-            "dropout": dropout,
-            "epochs": epochs,
-            "lr": lr,
-            "batch_size": FCN_BATCH,
-            "weight_decay": FCN_WEIGHT_DECAY,
-        }
-        results[name], histories[name], _ = train_model(ctx, data, name, model, config, False)
+        model = fully_connected(config["sizes"], config["dropout"])
+        results[name], histories[name], _ = train_and_score(ctx, data, name, model, config, test)
     _vision.compare_curves(
         histories,
         ctx.figure("learning_curves"),

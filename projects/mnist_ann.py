@@ -90,24 +90,27 @@ def train(
     y: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
+    *,
     epochs: int,
     lr: float,
     batch_size: int = 128,
-    seed: int = 0,
+    seed: int,
     weight_decay: float = 0.0,
     cosine: bool = True,
     loss_fn: Callable[..., md.Tensor] = F.cross_entropy,
     callbacks: tuple[Callback, ...] = (),
 ) -> History:
-    """SGD with momentum 0.9 (and L2 ``weight_decay``), cosine-decayed or constant lr."""
+    """Every training run of this project: ``loss_fn`` (cross-entropy unless told), SGD with
+    momentum 0.9 (and L2 ``weight_decay``), cosine-decayed or constant lr, batches drawn in
+    an order seeded by ``seed``, validation loss and accuracy after each epoch."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     return fit(
         model,
-        loss_fn,
-        optimizer,
-        _mnist.loader(x, y, batch_size, True, seed),
-        epochs,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        train_loader=_mnist.loader(x, y, batch_size, shuffle=True, seed=seed),
+        epochs=epochs,
         val_loader=_mnist.loader(x_val, y_val, 1000),
         scheduler=scheduler,
         metrics=["accuracy"],
@@ -142,7 +145,7 @@ def init_activation_grid(ctx: RunContext, data: _mnist.Splits) -> tuple[str, str
     for act, name in itertools.product(ACTIVATIONS, INITIALIZERS):
         md.manual_seed(ctx.seed)
         model = build_mlp([784, 256, 256, 256, 10], act, name)
-        history = train(model, x, y, xv, yv, epochs, lr, seed=ctx.seed)
+        history = train(model, x, y, xv, yv, epochs=epochs, lr=lr, seed=ctx.seed)
         curves[f"{name} + {act}"] = history.series("val_accuracy")
         losses[f"{name} + {act}"] = history.series("train_loss")
         table.setdefault(act, {})[name] = {
@@ -197,7 +200,9 @@ def hyperparameter_search(
         model = build_mlp([784, width, width, width, 10], act, initializer)
         row: dict[str, Any] = {"lr": lr, "batch_size": batch, "width": width}
         try:
-            history = train(model, x, y, xv, yv, epochs, lr, batch, seed=ctx.seed)
+            history = train(
+                model, x, y, xv, yv, epochs=epochs, lr=lr, batch_size=batch, seed=ctx.seed
+            )
             row.update(
                 val_accuracy=history.last["val_accuracy"],
                 train_loss=history.last["train_loss"],
@@ -241,9 +246,9 @@ def ten_class_task(
         data.y_train,
         data.x_val,
         data.y_val,
-        epochs,
-        best["lr"],
-        best["batch_size"],
+        epochs=epochs,
+        lr=best["lr"],
+        batch_size=best["batch_size"],
         seed=ctx.seed,
     )
     pred = _mnist.predict_classes(model, data.x_test)
@@ -297,7 +302,9 @@ def binary_task(ctx: RunContext, data: _mnist.Splits) -> None:
     epochs = ctx.epochs_or(5, 1)
     md.manual_seed(ctx.seed)
     model = build_mlp([784, 128, 1], "relu", "he")
-    history = train(model, x, y, xv, yv, epochs, 0.05, seed=ctx.seed, loss_fn=binary_cross_entropy)
+    history = train(
+        model, x, y, xv, yv, epochs=epochs, lr=0.05, seed=ctx.seed, loss_fn=binary_cross_entropy
+    )
     logits = _mnist.predict_scores(model, xt).reshape(-1)
     pred = (logits > 0).astype(np.int64)
     precision, recall, f1, _ = precision_recall_fscore_support(yt, pred, average="binary")
@@ -349,11 +356,11 @@ def overfitting(ctx: RunContext, data: _mnist.Splits) -> None:
             y,
             xv,
             yv,
-            epochs,
-            lr,
-            64,
-            ctx.seed,
-            options.get("weight_decay", 0.0),
+            epochs=epochs,
+            lr=lr,
+            batch_size=64,
+            seed=ctx.seed,
+            weight_decay=options.get("weight_decay", 0.0),
             cosine=False,
             callbacks=callbacks,
         )

@@ -329,6 +329,7 @@ def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float:
 def train_sgd(
     net: Network,
     data: _mnist.Splits,
+    *,
     epochs: int,
     lr: float,
     batch_size: int,
@@ -381,31 +382,9 @@ NETWORKS = {
 }
 
 
-def run(ctx: RunContext) -> None:
-    data = _mnist.load_splits(ctx)
-    ctx.record(sizes=data.sizes())
-    epochs = ctx.epochs_or(20, 1)
-    results, histories = {}, {}
-    for name, (sizes, activation, lr) in NETWORKS.items():
-        results[name], histories[name] = train_and_check(
-            data, sizes, activation, lr, epochs, ctx.seed
-        )
-    checks = [
-        r[when]
-        for r in results.values()
-        for when in ("gradient_check_at_init", "gradient_check_trained")
-    ]
-    ctx.record(
-        **results,
-        max_abs_diff_vs_autograd=max(c["max_abs_diff_vs_autograd"] for c in checks),
-        max_rel_err_vs_finite_differences=max(c["finite_differences_max_rel_err"] for c in checks),
-        max_abs_err_vs_finite_differences=max(c["finite_differences_max_abs_err"] for c in checks),
-    )
-    _figures(ctx, histories, results, epochs)
-
-
 def train_and_check(
     data: _mnist.Splits,
+    *,
     sizes: list[int],
     activation: str,
     lr: float,
@@ -419,7 +398,7 @@ def train_and_check(
     net = Network(sizes, activation, rng)
     check_x, check_y = data.x_val[:32], data.y_val[:32]
     before = check_gradients(net, check_x, check_y, seed)
-    history = train_sgd(net, data, epochs, lr, batch_size, rng)
+    history = train_sgd(net, data, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng)
     after = check_gradients(net, check_x, check_y, seed)
     first, last = _layer_norms(history, 0), _layer_norms(history, epochs - 1)
     return {
@@ -442,6 +421,29 @@ def _layer_norms(history: dict[str, Any], epoch: int) -> list[float]:
     """Mean ||dL/dW|| of each Dense layer over epoch ``epoch`` (0-based), first layer first."""
     inside = np.asarray(history["steps"]) // history["steps_per_epoch"] == epoch
     return [float(np.mean(np.asarray(v)[inside])) for v in history["grad_norms"].values()]
+
+
+def run(ctx: RunContext) -> None:
+    data = _mnist.load_splits(ctx)
+    ctx.record(sizes=data.sizes())
+    epochs = ctx.epochs_or(20, 1)
+    results, histories = {}, {}
+    for name, (sizes, activation, lr) in NETWORKS.items():
+        results[name], histories[name] = train_and_check(
+            data, sizes=sizes, activation=activation, lr=lr, epochs=epochs, seed=ctx.seed
+        )
+    checks = [
+        r[when]
+        for r in results.values()
+        for when in ("gradient_check_at_init", "gradient_check_trained")
+    ]
+    ctx.record(
+        **results,
+        max_abs_diff_vs_autograd=max(c["max_abs_diff_vs_autograd"] for c in checks),
+        max_rel_err_vs_finite_differences=max(c["finite_differences_max_rel_err"] for c in checks),
+        max_abs_err_vs_finite_differences=max(c["finite_differences_max_abs_err"] for c in checks),
+    )
+    _figures(ctx, histories, results, epochs)
 
 
 def _figures(

@@ -30,15 +30,6 @@ WEIGHTED = ("Quantize", "QuantizedConv", "QuantizedLinear", "DynamicQuantizedLin
 METHODS = ("float32", "dynamic int8", "static int8", "QAT int8", "QAT-LSQ int8")
 
 
-def build_model(classes: int) -> nn.Sequential:
-    """conv-BN-ReLU-pool twice, then two Linear layers: (N, 1, 28, 28) -> (N, classes)."""
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, classes),
-    )  # fmt: skip
-
-
 def images(data: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 -> (N, 1, 28, 28) float32 in [0, 1]."""
     return (data.astype(np.float32) / 255.0)[:, None]
@@ -64,53 +55,13 @@ def load(name: str, ctx: RunContext) -> tuple:
     )
 
 
-def run(ctx: RunContext) -> None:
-    results = {}
-    # (epochs of float training, steps of QAT fine-tuning) for a full run
-    for name, epochs, qat_steps in (("fashion_mnist", 2, 300), ("pneumoniamnist", 6, 74)):
-        results[name] = pipeline(name, ctx, epochs, ctx.subset(qat_steps, 3))
-    ctx.record(**results)
-    _plot(results, ctx)
-
-
-def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> dict:
-    x, y, xt, yt, classes = load(name, ctx)
-    train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=ctx.seed)
-    test = DataLoader(TensorDataset(xt, yt), batch_size=256)
-    calibration = DataLoader(
-        TensorDataset(x, y), batch_size=256, shuffle=True, generator=ctx.seed + 1
-    )
-    loss = nn.functional.cross_entropy
-    model = build_model(classes)
-    optimizer = optim.Adam(model.parameters(), lr=1e-3)
-    fit(model, loss, optimizer, train, ctx.epochs_or(full_epochs, 1), progress=False)
-    model.eval()
-    fused_float = quant.QuantWrapper(quant.fuse_modules(model, quant.fusable_chains(model)))
-    static = quant.quantize_static(model, calibration, max_batches=ctx.subset(32, 2))
-    # each model with the float model its layers are compared with (same module names)
-    models = {
-        "float32": (model, None),
-        "dynamic int8": (quant.quantize_dynamic(model), model),
-        "static int8": (static, fused_float),
-        "QAT int8": qat(model, quant.default_qat_qconfig, train, qat_steps, ctx),
-        "QAT-LSQ int8": qat(model, quant.lsq_qat_qconfig, train, qat_steps, ctx),
-    }
-    (probe,) = batch_to_tensors((next(iter(test))[0],))
-    rows = {}
-    for method, (m, reference) in models.items():
-        rows[method] = evaluate(m, test, yt, probe, classes, repeats=ctx.subset(5, 1))
-        if reference is not None:
-            errors = quant.layer_errors(reference, m, probe)
-            rows[method]["layer_errors"] = {
-                e.name: e.as_dict() for e in errors if e.kind in WEIGHTED or e.name == "(model)"
-            }
-        row = rows[method]
-        print(
-            f"{name:>15} {method:>13}: acc {row['accuracy']:.4f}  size {row['size_bytes']:>8}"
-            f"  time {row['ms_per_batch']:.1f} ms",
-            flush=True,
-        )
-    return rows
+def build_model(classes: int) -> nn.Sequential:
+    """conv-BN-ReLU-pool twice, then two Linear layers: (N, 1, 28, 28) -> (N, classes)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, classes),
+    )  # fmt: skip
 
 
 def qat(
@@ -135,10 +86,10 @@ def qat(
     optimizer = optim.Adam(prepared.parameters(), lr=1e-4)
     fit(
         prepared,
-        nn.functional.cross_entropy,
-        optimizer,
-        _limited(train, steps),
-        1,
+        loss_fn=nn.functional.cross_entropy,
+        optimizer=optimizer,
+        train_loader=_limited(train, steps),
+        epochs=1,
         progress=False,
     )
     for m in quantizers:
@@ -181,6 +132,62 @@ def evaluate(
         probability = np.exp(z[:, 1]) / np.exp(z).sum(1)
         row["roc_auc"] = float(roc_auc_score(yt, probability))
     return row
+
+
+def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> dict:
+    x, y, xt, yt, classes = load(name, ctx)
+    train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=ctx.seed)
+    test = DataLoader(TensorDataset(xt, yt), batch_size=256)
+    calibration = DataLoader(
+        TensorDataset(x, y), batch_size=256, shuffle=True, generator=ctx.seed + 1
+    )
+    loss = nn.functional.cross_entropy
+    model = build_model(classes)
+    optimizer = optim.Adam(model.parameters(), lr=1e-3)
+    fit(
+        model,
+        loss_fn=loss,
+        optimizer=optimizer,
+        train_loader=train,
+        epochs=ctx.epochs_or(full_epochs, 1),
+        progress=False,
+    )
+    model.eval()
+    fused_float = quant.QuantWrapper(quant.fuse_modules(model, quant.fusable_chains(model)))
+    static = quant.quantize_static(model, calibration, max_batches=ctx.subset(32, 2))
+    # each model with the float model its layers are compared with (same module names)
+    models = {
+        "float32": (model, None),
+        "dynamic int8": (quant.quantize_dynamic(model), model),
+        "static int8": (static, fused_float),
+        "QAT int8": qat(model, quant.default_qat_qconfig, train, qat_steps, ctx),
+        "QAT-LSQ int8": qat(model, quant.lsq_qat_qconfig, train, qat_steps, ctx),
+    }
+    (probe,) = batch_to_tensors((next(iter(test))[0],))
+    rows = {}
+    for method, (m, reference) in models.items():
+        rows[method] = evaluate(m, test, yt, probe, classes, repeats=ctx.subset(5, 1))
+        if reference is not None:
+            errors = quant.layer_errors(reference, m, probe)
+            rows[method]["layer_errors"] = {
+                e.name: e.as_dict() for e in errors if e.kind in WEIGHTED or e.name == "(model)"
+            }
+        row = rows[method]
+        print(
+            f"{name:>15} {method:>13}: acc {row['accuracy']:.4f}  size {row['size_bytes']:>8}"
+            f"  time {row['ms_per_batch']:.1f} ms",
+            flush=True,
+        )
+    return rows
+
+
+def run(ctx: RunContext) -> None:
+    results = {}
+    # (epochs of float training, steps of QAT fine-tuning) for a full run
+    for name, epochs, qat_steps in (("fashion_mnist", 2, 300), ("pneumoniamnist", 6, 74)):
+        results[name] = pipeline(name, ctx, epochs, ctx.subset(qat_steps, 3))
+    ctx.record(**results)
+    _plot(results, ctx)
 
 
 def _plot(results: dict, ctx: RunContext) -> None:

@@ -45,10 +45,10 @@ def run(ctx: RunContext) -> None:
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     history = fit(
         model,
-        nn.functional.cross_entropy,
-        optimizer,
-        train,
-        epochs,
+        loss_fn=nn.functional.cross_entropy,
+        optimizer=optimizer,
+        train_loader=train,
+        epochs=epochs,
         val_loader=val,
         scheduler=scheduler,
         metrics=["accuracy"],

@@ -51,10 +51,10 @@ def run(ctx: RunContext) -> None:
     model = build_model()
     fit(
         model,
-        loss,
-        optim.Adam(model.parameters(), lr=1e-3),
-        train,
-        ctx.epochs_or(8, 1),
+        loss_fn=loss,
+        optimizer=optim.Adam(model.parameters(), lr=1e-3),
+        train_loader=train,
+        epochs=ctx.epochs_or(8, 1),
         progress=False,
     )
     base = evaluate(model, test)["accuracy"]

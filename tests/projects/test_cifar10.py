@@ -58,10 +58,9 @@ def small_batch() -> tuple[np.ndarray, np.ndarray]:
 def test_model_overfits_one_small_batch(name):
     md.manual_seed(0)
     if name == "cnn":
-        model = _vision.conv_net(3, cifar10.CNN_BLOCKS, 32, 10, cifar10.CNN["dropout"])
+        model = cifar10.cnn()
     else:
-        sizes, dropout = cifar10.FCNS[name][:2]
-        model = _vision.fully_connected(sizes, dropout)
+        model = cifar10.fully_connected(cifar10.FCNS[name]["sizes"], cifar10.FCNS[name]["dropout"])
     x, y = small_batch()
     # Evaluated in eval mode: dropout off, batch norm on its running statistics.
     assert _vision.overfit_loss(model, x, y, steps=80, lr=1e-2) < 0.05
@@ -101,9 +100,22 @@ def test_resumed_training_replays_the_same_batches(tmp_path, monkeypatch):
 
     def train(checkpoint):
         md.manual_seed(0)
-        model = _vision.conv_net(3, [[4]], 8, 10, dropout=0.5)
+        model = md.nn.Sequential(
+            md.nn.Conv2d(3, 4, 3, padding=1), md.nn.BatchNorm2d(4), md.nn.ReLU(),
+            md.nn.MaxPool2d(2), md.nn.Flatten(), md.nn.Dropout(0.5), md.nn.Linear(64, 10),
+        )  # fmt: skip
         loader = _vision.ImageLoader(images, labels, [0.5] * 3, [0.25] * 3, 16, True, 2, True)
-        _vision.train_sgd("t", model, loader, None, 2, 0.05, 5e-4, checkpoint)
+        optimizer = md.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        training.fit(
+            model,
+            loss_fn=md.nn.functional.cross_entropy,
+            optimizer=optimizer,
+            train_loader=loader,
+            epochs=2,
+            checkpoint=checkpoint,
+            resume=True,
+            progress=False,
+        )
         return [p.numpy() for p in model.parameters()]
 
     straight = train(tmp_path / "straight.ckpt")

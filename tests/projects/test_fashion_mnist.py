@@ -51,7 +51,7 @@ def test_model_overfits_one_small_batch(kind):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
     y = np.arange(16) % 10
-    model = fashion_mnist.build(kind)
+    model = getattr(fashion_mnist, kind)()
     # Evaluated in eval mode: dropout off, batch norm on its running statistics.
     assert _vision.overfit_loss(model, x, y, steps=80, lr=1e-2) < 0.05
     with md.no_grad():
