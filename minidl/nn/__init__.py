@@ -12,6 +12,7 @@ from minidl.nn.activation import (
     Softplus,
     Tanh,
 )
+from minidl.nn.attention import MultiheadAttention
 from minidl.nn.conv import (
     Conv1d,
     Conv2d,
@@ -51,6 +52,13 @@ from minidl.nn.pooling import (
 )
 from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from minidl.nn.sparse import Embedding
+from minidl.nn.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "ELU",
@@ -99,6 +107,7 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "RNNBase",
@@ -111,6 +120,11 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "Unflatten",
     "Upsample",
     "UpsamplingBilinear2d",

@@ -3,6 +3,7 @@ signatures. Each function validates its arguments and calls one op (or a few).""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from minidl import backend
@@ -14,6 +15,7 @@ from minidl.ops import linear as _linear
 from minidl.ops import normalization as _norm
 from minidl.ops import pool as _pool
 from minidl.tensor import Tensor, _constant
+from minidl.tensor_functions import where
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -598,3 +600,93 @@ def gaussian_kl(mu: Tensor, logvar: Tensor, reduction: str = "batchmean") -> Ten
     """KL(N(mu, exp(logvar)) || N(0, I)), the VAE regulariser. mu, logvar: (N, D).
     "batchmean" sums over the latent dims and averages over the batch."""
     return _reduce(loss.GaussianKL()(mu, logvar), reduction, "gaussian_kl")
+
+
+# --------------------------------------------------------------------- attention
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """softmax(Q K^T * scale + mask) V, as PyTorch's.
+
+    query: (*, L, E), key: (*, S, E), value: (*, S, E_v) -> (*, L, E_v); scale defaults
+    to 1 / sqrt(E). ``attn_mask`` broadcasts to (*, L, S): a bool mask says where
+    attention may go (True = attend), a float mask is added to the scores. ``is_causal``
+    lets position i attend to j <= i only. ``dropout_p`` drops attention weights (always,
+    as in PyTorch: pass 0 in evaluation). A query row with every key masked gets zero
+    weights (PyTorch's safe softmax), not NaN. ``enable_gqa`` repeats the key/value
+    heads (dim -3) to match the query's.
+    """
+    _check_attention_shapes(query, key, value, enable_gqa)
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    _check_p(dropout_p, "scaled_dot_product_attention")
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if is_causal:
+        attn_mask = causal_mask(query.shape[-2], key.shape[-2], query.device)
+    if attn_mask is not None:
+        scores = _masked_scores(scores, attn_mask, allow=True)
+    weights = _safe_softmax(scores)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+
+
+def _check_attention_shapes(query: Tensor, key: Tensor, value: Tensor, gqa: bool) -> None:
+    shapes = f"query {query.shape}, key {key.shape}, value {value.shape}"
+    if min(query.ndim, key.ndim, value.ndim) < 2:
+        raise ValueError(f"scaled_dot_product_attention: inputs need (*, L, E); got {shapes}")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            "scaled_dot_product_attention: expected query (*, L, E), key (*, S, E) and value "
+            f"(*, S, E_v); got {shapes}"
+        )
+    if gqa and (key.ndim < 3 or query.shape[-3] % key.shape[-3]):
+        raise ValueError(
+            f"scaled_dot_product_attention: enable_gqa needs the query heads (dim -3) to be "
+            f"a multiple of the key heads; got {shapes}"
+        )
+
+
+def _repeat_heads(x: Tensor, heads: int) -> Tensor:
+    """(*, H_kv, S, E) -> (*, heads, S, E), each head repeated heads / H_kv times."""
+    xp = backend.module_for(x.device)
+    index = xp.repeat(xp.arange(x.shape[-3]), heads // x.shape[-3])
+    return x[(Ellipsis, Tensor(index), slice(None), slice(None))]
+
+
+def causal_mask(length: int, source_length: int, device: str) -> Tensor:
+    """(L, S) bool, True where j <= i: position i attends to positions up to itself."""
+    xp = backend.module_for(device)
+    return Tensor(xp.tril(xp.ones((length, source_length), dtype=bool)))
+
+
+def _masked_scores(scores: Tensor, mask: Tensor, allow: bool) -> Tensor:
+    """``scores`` with a float mask added, or -inf where a bool mask forbids: for
+    ``allow`` True means attend (scaled_dot_product_attention), else True means masked
+    out (MultiheadAttention's key_padding_mask and attn_mask)."""
+    if mask.dtype.kind == "b":
+        keep = mask.data if allow else ~mask.data
+        xp = backend.get_array_module(keep)
+        return scores + Tensor(xp.where(keep, 0.0, -math.inf).astype(scores.dtype))
+    return scores + mask
+
+
+def _safe_softmax(scores: Tensor) -> Tensor:
+    """softmax over the last dim, with zero weights for a row whose scores are all -inf
+    (every key masked) instead of NaN; such rows pass no gradient."""
+    xp = backend.get_array_module(scores.data)
+    dead = Tensor((scores.data == -math.inf).all(axis=-1, keepdims=True))
+    if not bool(dead.data.any()):
+        return softmax(scores, dim=-1)
+    zero = Tensor(xp.zeros((), dtype=scores.dtype))
+    return where(dead, zero, softmax(where(dead, zero, scores), dim=-1))
