@@ -209,3 +209,170 @@ def test_torch_checkpoints_are_refused_with_a_clear_message(tmp_path):
     torch.save({"w": torch.ones(2)}, path)
     with pytest.raises(SerializationError, match=r"model\.pt' is a zip archive but not a minidl"):
         md.load(path)
+
+
+def _checkpoint():
+    return {
+        "model": nn.Linear(2, 1).state_dict(),
+        "optimizer": {"state": {0: {"step": 2, "m": md.randn(4)}}, "param_groups": [{"lr": 0.1}]},
+        "epoch": 3,
+        "history": [{"loss": 0.5}, {"loss": 0.25}],
+    }
+
+
+def _same(a, b):
+    """Deep equality of loaded objects (tensors and arrays compared by value and dtype)."""
+    if isinstance(a, md.Tensor):
+        return (
+            isinstance(b, type(a))
+            and a.dtype == b.dtype
+            and np.array_equal(a.numpy(), b.numpy())
+            and a.requires_grad == b.requires_grad
+        )
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, dict):
+        return type(a) is type(b) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and a == b
+
+
+def test_every_single_byte_flip_loads_the_original_or_raises_a_named_error(tmp_path):
+    """Fuzz: each byte of a small checkpoint (about 2 kB, zip central directory included)
+    flipped in turn. A flip in a byte nothing reads (a timestamp, say) may load; then the
+    object is exactly the original. Anything else is a SerializationError naming the file."""
+    path = tmp_path / "fuzzed.mdl"
+    md.save(_checkpoint(), path)
+    original, data = md.load(path), path.read_bytes()
+    assert len(data) < 2500
+    refused = 0
+    for position in range(len(data)):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = md.load(path)
+        except SerializationError as error:
+            assert "fuzzed.mdl" in str(error)
+            refused += 1
+        else:
+            assert _same(original, loaded), f"byte {position} flipped loads other content"
+    assert refused > 0.8 * len(data)  # 85% measured; the rest are bytes nothing reads
+    # Truncations at every length too.
+    for cut in range(0, len(data), 7):
+        path.write_bytes(data[:cut])
+        with pytest.raises(SerializationError, match=r"fuzzed\.mdl"):
+            md.load(path)
+
+
+def _forge(path, structure_json: bytes, arrays=()):
+    """A file with a valid checksum around any structure text (as a buggy or hostile writer
+    could make): the checksum guards against damage, not against malformed structures."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path, "w") as archive:
+        members = []
+        for i, array in enumerate(arrays):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            members.append((f"{i}.npy", buffer.getvalue()))
+        members.append(("structure.json", structure_json))
+        for name, payload in members:
+            digest.update(name.encode() + b"\0" + len(payload).to_bytes(8, "little") + payload)
+            archive.writestr(name, payload)
+        archive.writestr("checksum.sha256", digest.hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        ({"kind": "tensor", "index": 1, "requires_grad": False}, "index 1 outside 0..0"),
+        ({"kind": "ndarray", "index": -1}, "index -1 outside"),
+        ({"kind": "ndarray", "index": "0"}, "'index' is '0'"),
+        ({"kind": "tensor", "index": 0}, "without 'requires_grad'"),
+        ({"kind": "dict"}, "without 'items'"),
+        ({"kind": "dict", "items": [[1]]}, "not a \\[key, value\\] pair"),
+        ({"kind": "list", "items": [{"kind": "lambda"}]}, "unknown node kind 'lambda'"),
+        ({"items": []}, "unknown node kind None"),
+        ([1, 2], "bare JSON list"),
+    ],
+)
+def test_a_valid_checksum_around_a_malformed_structure_is_refused(tmp_path, obj, message):
+    import json
+
+    path = tmp_path / "forged.mdl"
+    structure = {"format": "minidl", "version": 1, "obj": obj}
+    _forge(path, json.dumps(structure).encode(), [np.zeros(2)])
+    with pytest.raises(
+        SerializationError, match=rf"forged\.mdl' is not a valid minidl file.*{message}"
+    ):
+        md.load(path)
+
+
+def test_deep_nesting_is_refused_on_load_and_on_save(tmp_path):
+    path = tmp_path / "deep.mdl"
+    depth = 50_000
+    text = '{"format": "minidl", "version": 1, "obj": ' + '{"kind": "list", "items": [' * depth
+    _forge(path, (text + "1" + "]}" * depth + "}").encode())
+    with pytest.raises(SerializationError, match=r"deep\.mdl' is not a valid minidl file.*deep"):
+        md.load(path)
+    # Just past the limit, within what json and Python's recursion can parse.
+    nested = 1
+    for _ in range(102):
+        nested = [nested]
+    text = '{"format": "minidl", "version": 1, "obj": ' + '{"kind": "list", "items": [' * 102
+    _forge(path, (text + "1" + "]}" * 102 + "}").encode())
+    with pytest.raises(SerializationError, match="nested more than 100"):
+        md.load(path)
+    with pytest.raises(ValueError, match="nested more than 100"):
+        md.save(nested, tmp_path / "too_deep.mdl")
+    for _ in range(2):
+        nested = nested[0]
+    md.save(nested, tmp_path / "deep_enough.mdl")
+    assert md.load(tmp_path / "deep_enough.mdl") == nested
+
+
+def test_a_killed_save_leaves_a_temp_file_that_the_next_save_or_load_removes(tmp_path):
+    """A save killed (SIGKILL) after writing part of its temporary file; then the next
+    save to that path removes it, and so does a load. Another path's temp file stays."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.mdl"
+    script = (
+        "import os, signal, minidl.serialization as s\n"
+        "real = s._write_zip\n"
+        "def killed(out, *args):\n"
+        "    out.write(b'partial'); out.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "s._write_zip = killed\n"
+        f"s.save({{'w': 1}}, {str(path)!r})\n"
+    )
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), check=False)
+        assert done.returncode == -signal.SIGKILL
+    # The second killed save removed the first one's file before writing its own.
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(left) == 1 and not path.exists()
+    other = tmp_path / ".other.mdl.1.abcdefgh.tmp"
+    other.write_bytes(b"")
+    md.save({"w": 2}, path)
+    assert sorted(os.listdir(tmp_path)) == [other.name, "big.mdl"]
+    subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), check=False)
+    assert len(os.listdir(tmp_path)) == 3
+    assert md.load(path) == {"w": 2}
+    assert sorted(os.listdir(tmp_path)) == [other.name, "big.mdl"]
+
+
+def test_a_saved_file_has_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        md.save({"w": 1}, tmp_path / "a.mdl")
+        os.umask(0o027)
+        md.save({"w": 1}, tmp_path / "b.mdl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.mdl").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.mdl").stat().st_mode & 0o777 == 0o640
