@@ -6,17 +6,21 @@ scheduler, and calls callbacks (early stopping, checkpoints, gradient-norm recor
 Projects with unusual loops (GANs, VAEs) write their own loop from the same pieces:
 ``batch_to_tensors``, ``evaluate``, ``Checkpoint``.
 
-Determinism: with ``minidl.manual_seed(s)`` before the model is built and a loader whose
-generator is seeded, a run is reproducible; a ``Checkpoint`` stores the model, optimizer,
-scheduler, epoch, history, every callback's state (``Callback.state_dict``), whether a
-callback stopped training, and both random generators, so a run killed mid-epoch resumes
-from the last checkpoint and ends exactly where the uninterrupted run ends.
+Determinism: with ``minidl.manual_seed(s)`` before the model and loaders are built, a run is
+reproducible (a loader, sampler, ``random_split`` or random transform without its own
+generator draws from the global one, as PyTorch's default generator); a ``Checkpoint``
+stores the model, optimizer, scheduler, epoch, history, every callback's state
+(``Callback.state_dict``), whether a callback stopped training, and both random
+generators, so a run killed mid-epoch resumes from the last checkpoint and ends exactly
+where the uninterrupted run ends.
 
 The loader's random generator: a train loader whose order (or augmentation) is random
 keeps it in an attribute ``generator``, a ``numpy.random.Generator`` that it draws from and
-nothing else does (``minidl.data.DataLoader`` does; so must a hand-written loader that wants
-a bit-identical resume). A checkpoint saves and restores that generator's state; a loader
-without ``generator`` is taken to be deterministic.
+nothing else does (``minidl.data.DataLoader`` given a ``generator`` does; so must a
+hand-written loader that wants a bit-identical resume). A checkpoint saves and restores
+that generator's state; a loader without ``generator`` is deterministic or draws from the
+global generator (``minidl.data.DataLoader`` without one), whose state the checkpoint
+saves too.
 """
 
 from __future__ import annotations
@@ -65,11 +69,15 @@ class History:
         return self.epochs[-1] if self.epochs else {}
 
 
+class EmptyLoaderError(ValueError):
+    """A loader gave no batch: training or evaluating on it would mean nothing."""
+
+
 # --------------------------------------------------------------------- metrics
 def _accuracy(y_true: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return float(accuracy_score(y_true, predictions(scores)))
+    """The fraction of samples whose predicted class equals the target (plain NumPy: the
+    core package does not depend on scikit-learn)."""
+    return float(np.mean(predictions(scores) == np.asarray(y_true).reshape(len(scores))))
 
 
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {"accuracy": _accuracy}
@@ -96,7 +104,17 @@ def predict(
             outputs.append(model(x).numpy())
             targets.append(y.numpy())
     model.train(was_training)
+    if not outputs:
+        raise EmptyLoaderError(f"evaluate: the loader is empty ({_describe(loader)})")
     return np.concatenate(outputs), np.concatenate(targets)
+
+
+def _describe(loader: Any) -> str:
+    """A loader as an error message names it: its type and dataset length when known."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "__len__"):
+        return f"{type(loader).__name__} over a dataset of {len(dataset)} samples, 0 batches"
+    return f"{type(loader).__name__} gave no batch"
 
 
 def evaluate(
@@ -310,7 +328,12 @@ class Trainer:
             self._call("on_batch_end", value)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{total / count:.4f}")
-        return {"train_loss": total / max(count, 1)}
+        if count == 0:
+            raise EmptyLoaderError(
+                f"fit: the train loader is empty ({_describe(self.train_loader)}); "
+                "check the dataset and batch_size/drop_last"
+            )
+        return {"train_loss": total / count}
 
     def run(self, epochs: int) -> History:
         """Train until ``epochs`` epochs have run in all (a resumed run continues)."""
@@ -320,9 +343,12 @@ class Trainer:
             logs: dict[str, float] = {"epoch": self.epoch + 1, "lr": self._lr()}
             logs.update(self.train_epoch())
             if self.val_loader is not None:
-                results = evaluate(
-                    self.model, self.val_loader, self.loss_fn, self.metrics, self.device
-                )
+                try:
+                    results = evaluate(
+                        self.model, self.val_loader, self.loss_fn, self.metrics, self.device
+                    )
+                except EmptyLoaderError as err:
+                    raise EmptyLoaderError(f"fit: val_loader: {err}") from err
                 logs.update({f"val_{k}": v for k, v in results.items()})
             self._step_scheduler(logs)
             logs["time"] = time.perf_counter() - start

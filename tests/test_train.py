@@ -259,3 +259,33 @@ def test_a_loader_generator_that_is_not_a_numpy_generator_is_refused():
 
     with pytest.raises(TypeError, match="must be a numpy"):
         loader_generator(Loader())
+
+
+# --------------------------------------------------------------------- defects (issue 10)
+def test_fit_on_an_empty_loader_names_it():
+    model, opt, _, _, _ = _setup()
+    empty = DataLoader(TensorDataset(np.zeros((0, 2), np.float32), np.zeros(0, np.int64)))
+    with pytest.raises(ValueError, match=r"fit: the train loader is empty.*0 samples"):
+        fit(model, nn.functional.cross_entropy, opt, empty, 1, progress=False)
+    _, _, _, loader, _ = _setup()
+    with pytest.raises(ValueError, match="fit: val_loader: evaluate: the loader is empty"):
+        fit(model, nn.functional.cross_entropy, opt, loader, 1, val_loader=empty, progress=False)
+
+
+def test_evaluate_on_an_empty_loader_names_it():
+    model, *_ = _setup()
+    small = DataLoader(TensorDataset(np.zeros((3, 2), np.float32)), batch_size=4, drop_last=True)
+    with pytest.raises(ValueError, match=r"evaluate: the loader is empty.*3 samples, 0 batches"):
+        evaluate(model, small)
+
+
+def test_evaluate_accuracy_does_not_need_scikit_learn(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # any import of it now fails
+    monkeypatch.setitem(sys.modules, "sklearn.metrics", None)
+    model, opt, _, loader, val = _setup()
+    fit(model, nn.functional.cross_entropy, opt, loader, 3, progress=False)
+    scores, targets = md.train.predict(model, val)
+    got = evaluate(model, val)["accuracy"]
+    assert got == np.mean(scores.argmax(1) == targets) and got > 0.9

@@ -9,6 +9,7 @@ from .audio import SpokenDigits, load_fsdd, read_wav
 from .cache import cache_root, cached_arrays
 from .cifar import load_cifar10, load_cifar100
 from .dataset import (
+    ConcatDataset,
     Dataset,
     LabeledData,
     Subset,
@@ -22,6 +23,14 @@ from .imdb import load_imdb, load_movie_reviews, read_text_classes
 from .loader import DataLoader, default_collate
 from .medmnist import load_medmnist
 from .mnist import load_fashion_mnist, load_mnist, parse_idx, read_idx
+from .sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 from .sources import DataCorruptError, DataNotFoundError, data_root, fetch, verify_file
 from .tabular import TabularData, load_adbench, load_csv
 from .text import CharVocab, load_text, load_tinyshakespeare
@@ -38,11 +47,14 @@ from .transforms import (
     Resize,
     to_float_chw,
 )
+from .worker import WorkerInfo, get_worker_info
 
 __all__ = [
+    "BatchSampler",
     "CharVocab",
     "ColorJitter",
     "Compose",
+    "ConcatDataset",
     "DataCorruptError",
     "DataLoader",
     "DataNotFoundError",
@@ -55,12 +67,18 @@ __all__ = [
     "RandomCrop",
     "RandomHorizontalFlip",
     "RandomRotation",
+    "RandomSampler",
     "RandomVerticalFlip",
     "Resize",
+    "Sampler",
+    "SequentialSampler",
     "SpokenDigits",
     "Subset",
+    "SubsetRandomSampler",
     "TabularData",
     "TensorDataset",
+    "WeightedRandomSampler",
+    "WorkerInfo",
     "cache_root",
     "cached_arrays",
     "class_weights",
@@ -68,6 +86,7 @@ __all__ = [
     "decode_image",
     "default_collate",
     "fetch",
+    "get_worker_info",
     "load_adbench",
     "load_cifar10",
     "load_cifar100",

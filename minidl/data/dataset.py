@@ -6,12 +6,15 @@ their first dimension, `Subset` views some indices of another dataset.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from minidl import backend
 
 
 class LabeledData(NamedTuple):
@@ -34,6 +37,10 @@ class Dataset:
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        """``a + b`` is ``ConcatDataset([a, b])``, as in PyTorch."""
+        return ConcatDataset([self, other])
 
 
 class TensorDataset(Dataset):
@@ -74,9 +81,33 @@ class Subset(Dataset):
         return len(self.indices)
 
 
+class ConcatDataset(Dataset):
+    """Datasets one after another: item i of the whole is item ``i - cumulative_sizes[k-1]``
+    of the k-th dataset holding it (negative indices count from the end)."""
+
+    def __init__(self, datasets: Sequence[Dataset]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} is out of range for length {n}")
+        index = index + n if index < 0 else int(index)
+        k = bisect.bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[k - 1] if k > 0 else 0
+        return self.datasets[k][index - start]
+
+
 def _as_generator(generator: np.random.Generator | int | None) -> np.random.Generator:
-    # default_rng returns a Generator unchanged and seeds a new one from an int or None.
-    return np.random.default_rng(generator)
+    """A Generator unchanged, a new one from a seed, or (None) the global generator seeded
+    by ``minidl.manual_seed``, as PyTorch's default generator drives ``random_split``."""
+    return backend.generator() if generator is None else np.random.default_rng(generator)
 
 
 def _split_lengths(n: int, lengths: Sequence[float]) -> list[int]:
@@ -104,7 +135,8 @@ def random_split(
     """Split `dataset` into non-overlapping random `Subset`s of the given lengths.
 
     lengths: counts summing to ``len(dataset)``, or fractions summing to 1 (PyTorch's rule).
-    generator: a numpy Generator or a seed; the same seed gives the same split.
+    generator: a numpy Generator or a seed (default: the global generator seeded by
+    ``minidl.manual_seed``); the same seed gives the same split.
     """
     counts = _split_lengths(len(dataset), lengths)
     order = _as_generator(generator).permutation(len(dataset))

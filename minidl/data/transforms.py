@@ -1,8 +1,10 @@
 """Image transforms on NumPy batches ``x: (N, C, H, W)``, or on one image ``(C, H, W)``.
 
 Names and parameters follow torchvision.transforms. Each random transform draws one set of
-parameters per image from its own `rng` (a numpy Generator or a seed), so a seed fixes the
-augmentation; the work is vectorised over the batch (gathers, not loops over pixels).
+parameters per image from its `rng` (a numpy Generator or a seed) or, without one, from the
+global generator seeded by ``minidl.manual_seed`` (as torchvision's transforms follow
+``torch.manual_seed``), so a seed fixes the augmentation; the work is vectorised over the
+batch (gathers, not loops over pixels).
 Transforms that interpolate return float arrays (float32 for integer input).
 """
 
@@ -12,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from minidl import backend
 
 
 def to_float_chw(images: np.ndarray) -> np.ndarray:
@@ -34,9 +38,21 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
 
 
+def _optional_rng(rng: np.random.Generator | int | None) -> np.random.Generator | None:
+    """A Generator from a seed or Generator; None stays None (use the global generator)."""
+    return None if rng is None else np.random.default_rng(rng)
+
+
 class Transform:
     """Base class: ``__call__`` takes (N, C, H, W) or (C, H, W); subclasses define `forward`
     on the batch form (N, C, H, W)."""
+
+    rng: np.random.Generator | None = None
+
+    def _random(self) -> np.random.Generator:
+        """This transform's generator, else the global one at the time of the draw (so a
+        later ``minidl.manual_seed`` still governs it)."""
+        return self.rng if self.rng is not None else backend.generator()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -98,7 +114,7 @@ class RandomCrop(Transform):
     ) -> None:
         self.size = _pair(size)
         self.padding = padding
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         p = self.padding
@@ -108,8 +124,8 @@ class RandomCrop(Transform):
         h, w = self.size
         if h > height or w > width:
             raise ValueError(f"crop {self.size} is larger than the padded image {(height, width)}")
-        top = self.rng.integers(0, height - h + 1, size=n)
-        left = self.rng.integers(0, width - w + 1, size=n)
+        top = self._random().integers(0, height - h + 1, size=n)
+        left = self._random().integers(0, width - w + 1, size=n)
         # windows[n, c, i, j] is the (h, w) window whose corner is (i, j): a view, no copy.
         windows = sliding_window_view(x, (h, w), axis=(2, 3))
         return windows[np.arange(n), :, top, left]
@@ -120,10 +136,10 @@ class RandomHorizontalFlip(Transform):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         self.p = p
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        flip = self.rng.random(len(x)) < self.p
+        flip = self._random().random(len(x)) < self.p
         return np.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
@@ -132,10 +148,10 @@ class RandomVerticalFlip(Transform):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         self.p = p
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        flip = self.rng.random(len(x)) < self.p
+        flip = self._random().random(len(x)) < self.p
         return np.where(flip[:, None, None, None], x[..., ::-1, :], x)
 
 
@@ -188,16 +204,16 @@ class RandomAffine(Transform):
         self.translate = translate
         self.scale = scale
         self.fill = fill
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def _params(self, n: int, height: int, width: int) -> tuple[np.ndarray, ...]:
-        angle = np.deg2rad(self.rng.uniform(*self.degrees, size=n))
+        angle = np.deg2rad(self._random().uniform(*self.degrees, size=n))
         tx, ty = np.zeros(n), np.zeros(n)
         if self.translate is not None:
             a, b = self.translate
-            tx = self.rng.uniform(-a * width, a * width, size=n)
-            ty = self.rng.uniform(-b * height, b * height, size=n)
-        s = self.rng.uniform(*self.scale, size=n) if self.scale is not None else np.ones(n)
+            tx = self._random().uniform(-a * width, a * width, size=n)
+            ty = self._random().uniform(-b * height, b * height, size=n)
+        s = self._random().uniform(*self.scale, size=n) if self.scale is not None else np.ones(n)
         return angle, tx, ty, s
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -254,10 +270,14 @@ class ColorJitter(Transform):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def _factors(self, amount: float, n: int, dtype: np.dtype) -> np.ndarray:
-        return self.rng.uniform(max(0.0, 1 - amount), 1 + amount, size=(n, 1, 1, 1)).astype(dtype)
+        return (
+            self._random()
+            .uniform(max(0.0, 1 - amount), 1 + amount, size=(n, 1, 1, 1))
+            .astype(dtype)
+        )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float(x)
@@ -279,11 +299,11 @@ class GaussianNoise(Transform):
 
     def __init__(self, std: float, rng: np.random.Generator | int | None = None) -> None:
         self.std = std
-        self.rng = np.random.default_rng(rng)
+        self.rng = _optional_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float(x)
-        return x + self.rng.normal(0.0, self.std, size=x.shape).astype(x.dtype)
+        return x + self._random().normal(0.0, self.std, size=x.shape).astype(x.dtype)
 
 
 def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:

@@ -8,7 +8,7 @@ PyTorch state dict converted to NumPy arrays loads with ``load_state_dict``.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -37,6 +37,19 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns, as PyTorch's ``_IncompatibleKeys``: the model's
+    keys the state dict lacked (``missing_keys``), and the state dict's keys the model does
+    not have (``unexpected_keys``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
 
 
 class Module:
@@ -276,12 +289,14 @@ class Module:
                         out[f"{prefix}.{name}" if prefix else name] = value.detach()
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
         """Copy values (tensors or arrays, e.g. a PyTorch state dict converted with
         ``.numpy()``) into the parameters and buffers of the same names.
 
         Shape mismatches always raise; missing or unexpected keys raise when ``strict``.
-        Returns ``(missing_keys, unexpected_keys)``."""
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, a named tuple."""
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -309,7 +324,7 @@ class Module:
                 value = value.data if isinstance(value, Tensor) else value
                 host = backend.to_numpy(value)
                 target.data = backend.to_device(host.astype(target.dtype), target.device)
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     def _state_tensors(self) -> Iterator[tuple[str, Tensor]]:
         """The live tensors behind ``state_dict`` keys (the state dict holds detached

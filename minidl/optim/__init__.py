@@ -6,10 +6,28 @@
 """
 
 from minidl.optim import lr_scheduler
+from minidl.optim.adadelta import Adadelta
 from minidl.optim.adagrad import Adagrad
 from minidl.optim.adam import Adam, AdamW
+from minidl.optim.adamax import Adamax
+from minidl.optim.lbfgs import LBFGS
+from minidl.optim.nadam import NAdam
 from minidl.optim.optimizer import Optimizer
+from minidl.optim.radam import RAdam
 from minidl.optim.rmsprop import RMSprop
 from minidl.optim.sgd import SGD
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]
+__all__ = [
+    "LBFGS",
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "Optimizer",
+    "RAdam",
+    "RMSprop",
+    "lr_scheduler",
+]

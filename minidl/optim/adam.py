@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from minidl import backend
-from minidl.optim.optimizer import Optimizer, ParamsT, check_hyper, grad_for_update
+from minidl.optim.optimizer import Optimizer, ParamsT, check_betas, grad_for_update
 from minidl.tensor import Tensor
 
 
@@ -21,7 +21,7 @@ class Adam(Optimizer):
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     State per parameter: ``step``, ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with
-    ``amsgrad``, ``max_exp_avg_sq``.
+    ``amsgrad``, ``max_exp_avg_sq``. ``foreach`` is accepted and changes nothing (see SGD).
     """
 
     def __init__(
@@ -33,6 +33,7 @@ class Adam(Optimizer):
         weight_decay: float = 0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
@@ -42,19 +43,14 @@ class Adam(Optimizer):
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
+            foreach=foreach,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        check_hyper(self.name, lr >= 0, f"invalid learning rate {lr} (< 0)")
-        check_hyper(self.name, eps >= 0, f"invalid eps {eps} (< 0)")
-        check_hyper(self.name, 0 <= beta1 < 1, f"invalid beta1 {beta1} (need 0 <= beta1 < 1)")
-        check_hyper(self.name, 0 <= beta2 < 1, f"invalid beta2 {beta2} (need 0 <= beta2 < 1)")
-        wd = group["weight_decay"]
-        check_hyper(self.name, wd >= 0, f"invalid weight_decay {wd} (< 0)")
+        check_betas(self.name, group)
 
     def _step_group(self, group: dict[str, Any]) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
@@ -120,6 +116,7 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         super().__init__(
@@ -129,6 +126,7 @@ class AdamW(Adam):
             eps,
             weight_decay,
             amsgrad,
+            foreach=foreach,
             maximize=maximize,
             decoupled_weight_decay=True,
         )

@@ -95,6 +95,28 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+def _check_positive_int(scheduler: str, name: str, value: Any) -> None:
+    """Raise naming the argument unless ``value`` is an int >= 1 (where it is given, not
+    deep in ``get_lr`` as a ZeroDivisionError)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{scheduler}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_number(scheduler: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{scheduler}: {name} must be a finite number, got {value!r}")
+
+
+def _check_callables(scheduler: str, functions: list[Any]) -> None:
+    for i, f in enumerate(functions):
+        if not callable(f):
+            where = "lr_lambda" if len(functions) == 1 else f"lr_lambda[{i}]"
+            raise TypeError(
+                f"{scheduler}: {where} must be a function of the epoch, got "
+                f"{type(f).__name__} {f!r}"
+            )
+
+
 def _group_values(optimizer: Optimizer, key: str) -> list[Any]:
     return [group[key] for group in optimizer.param_groups]
 
@@ -111,8 +133,11 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list[Any]:
     return [value] * len(optimizer.param_groups)
 
 
-class LambdaLR(LRScheduler):
-    """``lr = base_lr * lr_lambda(epoch)`` (one function, or one per param group)."""
+class _Lambdas(LRScheduler):
+    """A schedule driven by ``lr_lambdas``, one function per param group; their state
+    dict saves callable objects' ``__dict__`` and no plain function (as PyTorch's)."""
+
+    lr_lambdas: list[Callable[[int], float]]
 
     def __init__(
         self,
@@ -120,11 +145,10 @@ class LambdaLR(LRScheduler):
         lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
         last_epoch: int = -1,
     ) -> None:
+        given = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]
+        _check_callables(type(self).__name__, given)
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> list[float]:
-        return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
 
     def state_dict(self) -> dict[str, Any]:
         """As the base, but functions are not saved; a callable object saves its
@@ -144,12 +168,34 @@ class LambdaLR(LRScheduler):
                 f.__dict__.update(saved)
 
 
+class LambdaLR(_Lambdas):
+    """``lr = base_lr * lr_lambda(epoch)`` (one function, or one per param group)."""
+
+    def get_lr(self) -> list[float]:
+        return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(_Lambdas):
+    """``lr = lr_previous * lr_lambda(epoch)`` from epoch 1 on (one function, or one per
+    param group): the lambda is a per-epoch factor, not a factor on ``base_lr``."""
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial:
+            return _group_values(self.optimizer, "lr")
+        return [
+            group["lr"] * f(self.last_epoch)
+            for f, group in zip(self.lr_lambdas, self.optimizer.param_groups)
+        ]
+
+
 class StepLR(LRScheduler):
     """``lr = base_lr * gamma ** (epoch // step_size)``."""
 
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
+        _check_positive_int("StepLR", "step_size", step_size)
+        _check_number("StepLR", "gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -173,6 +219,11 @@ class MultiStepLR(LRScheduler):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
+        milestones = list(milestones)
+        for m in milestones:
+            if isinstance(m, bool) or not isinstance(m, int):
+                raise ValueError(f"MultiStepLR: milestones must be ints, got {milestones!r}")
+        _check_number("MultiStepLR", "gamma", gamma)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -192,6 +243,7 @@ class ExponentialLR(LRScheduler):
     """``lr = base_lr * gamma ** epoch``."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        _check_number("ExponentialLR", "gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -221,6 +273,7 @@ class LinearLR(LRScheduler):
             raise ValueError(f"LinearLR: start_factor {start_factor} must be in (0, 1]")
         if not 0 <= end_factor <= 1:
             raise ValueError(f"LinearLR: end_factor {end_factor} must be in [0, 1]")
+        _check_positive_int("LinearLR", "total_iters", total_iters)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -254,6 +307,8 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
+        _check_positive_int("CosineAnnealingLR", "T_max", T_max)
+        _check_number("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -276,6 +331,256 @@ class CosineAnnealingLR(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
         return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """``lr = base_lr * factor`` for the first ``total_iters`` epochs, then ``base_lr``."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 <= factor <= 1:
+            raise ValueError(f"ConstantLR: factor must be in [0, 1], got {factor!r}")
+        _check_positive_int("ConstantLR", "total_iters", total_iters)
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+        if self.last_epoch != self.total_iters:
+            return _group_values(self.optimizer, "lr")
+        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        factor = 1.0 if self.last_epoch >= self.total_iters else self.factor
+        return [base * factor for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """``lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power``: down to 0
+    at ``total_iters`` (linearly for ``power=1``), then 0."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_iters: int = 5,
+        power: float = 1.0,
+        last_epoch: int = -1,
+    ) -> None:
+        _check_positive_int("PolynomialLR", "total_iters", total_iters)
+        _check_number("PolynomialLR", "power", power)
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, total = self.last_epoch, self.total_iters
+        if self._is_initial or t > total:
+            return _group_values(self.optimizer, "lr")
+        # the ratio of this epoch's factor to the previous one (PyTorch's recursion)
+        decay = ((1.0 - t / total) / (1.0 - (t - 1) / total)) ** self.power
+        return [group["lr"] * decay for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        progress = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (1.0 - progress) ** self.power for base in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR: cosine annealing from ``base_lr`` to ``eta_min`` over ``T_i`` epochs, then a
+    restart at ``base_lr``; the first period is ``T_0`` and each next one ``T_mult`` times
+    longer: ``lr = eta_min + (base_lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2``.
+
+    ``step(epoch)`` may take a fractional epoch (e.g. ``epoch + i / iters`` per batch), as
+    in PyTorch, and then sets ``T_cur`` and ``T_i`` from it."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        _check_positive_int("CosineAnnealingWarmRestarts", "T_0", T_0)
+        _check_positive_int("CosineAnnealingWarmRestarts", "T_mult", T_mult)
+        _check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        cosine = (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+        return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        """Advance one epoch, or go to ``epoch`` (may be fractional)."""
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur %= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            self._jump_to(epoch)
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = _group_values(self.optimizer, "lr")
+
+    def _jump_to(self, epoch: float) -> None:
+        """T_cur and T_i at ``epoch``: the periods T_0, T_0 T_mult, ... before it summed
+        geometrically (PyTorch's formula)."""
+        if epoch < 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: epoch must be >= 0, got {epoch}")
+        if epoch < self.T_0:
+            self.T_i, self.T_cur = self.T_0, epoch
+        elif self.T_mult == 1:
+            self.T_cur = epoch % self.T_0
+        else:
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+            self.T_i = self.T_0 * self.T_mult**n
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith 2017), stepped after every batch: the lr goes from
+    ``base_lr`` up to ``max_lr`` over ``step_size_up`` steps and back down over
+    ``step_size_down`` (default: the same), the amplitude scaled per cycle by ``mode``:
+    'triangular' (constant), 'triangular2' (halved each cycle), 'exp_range'
+    (``gamma ** step``), or by ``scale_fn`` (of the cycle or of the step, ``scale_mode``).
+    With ``cycle_momentum`` the momentum (or Adam's beta1) moves inversely between
+    ``max_momentum`` and ``base_momentum``."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr: float | list[float],
+        max_lr: float | list[float],
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Callable[[float], float] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.8,
+        max_momentum: float | list[float] = 0.9,
+        last_epoch: int = -1,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        _check_positive_int("CyclicLR", "step_size_up", step_size_up)
+        if step_size_down is not None:
+            _check_positive_int("CyclicLR", "step_size_down", step_size_down)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(
+                "CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range' (or give "
+                f"scale_fn), got {mode!r}"
+            )
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(
+                f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}"
+            )
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else _MODE_SCALE[mode]
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self._init_momentum(base_momentum, max_momentum, last_epoch)
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_momentum(self, base_momentum: Any, max_momentum: Any, last_epoch: int) -> None:
+        defaults = self.optimizer.defaults
+        if "momentum" not in defaults and "betas" not in defaults:
+            raise ValueError(
+                f"CyclicLR: cycle_momentum needs an optimizer with momentum or betas; "
+                f"{self.optimizer.name} has neither (pass cycle_momentum=False)"
+            )
+        self.use_beta1 = "betas" in defaults
+        self.base_momentums = _per_group("base_momentum", self.optimizer, base_momentum)
+        self.max_momentums = _per_group("max_momentum", self.optimizer, max_momentum)
+        if last_epoch == -1:
+            for high, low, group in zip(
+                self.max_momentums, self.base_momentums, self.optimizer.param_groups
+            ):
+                self._set_momentum(group, high)
+                group["max_momentum"] = high
+                group["base_momentum"] = low
+
+    def _set_momentum(self, group: dict[str, Any], value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def scale_fn(self, x: float) -> float:
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        if self.mode == "exp_range":
+            return self.gamma**x
+        return 1.0
+
+    def get_lr(self) -> list[float]:
+        """The lr of each group at ``last_epoch``; also sets the cycled momentum."""
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle  # position in the cycle, 0 to 1
+        rise = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [
+            base + (peak - base) * rise * scale for base, peak in zip(self.base_lrs, self.max_lrs)
+        ]
+        if self.cycle_momentum:
+            for group, low, high in zip(
+                self.optimizer.param_groups, self.base_momentums, self.max_momentums
+            ):
+                self._set_momentum(group, high - (high - low) * rise * scale)
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        """As the base, but a ``scale_fn`` function is not saved; a callable object saves
+        its ``__dict__`` (as in PyTorch)."""
+        state = super().state_dict()
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = (
+            None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+        )
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        fn = state.pop("_scale_fn_custom")
+        self.__dict__.update(state)
+        if fn is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+
+
+_MODE_SCALE = {"triangular": "cycle", "triangular2": "cycle", "exp_range": "iterations"}
 
 
 class SequentialLR(LRScheduler):

@@ -16,6 +16,7 @@ PyTorch optimizer state dict converted to NumPy arrays loads with ``load_state_d
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -116,6 +117,7 @@ class Optimizer:
         """Restore hyper-parameters and state saved by ``state_dict`` (or by PyTorch, with
         tensors as arrays). State arrays are copied to each parameter's device and dtype."""
         saved_groups = state_dict["param_groups"]
+        check_same_optimizer(self.name, self.defaults, saved_groups)
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"{self.name}.load_state_dict: {len(saved_groups)} param groups saved, "
@@ -176,10 +178,11 @@ def _ordered(optimizer: str, params: Iterable[Any]) -> list[Any]:
 
 
 def _load_value(name: str, value: Any, param: Tensor) -> Any:
-    """A saved state entry for ``param``: ``step`` as a float, arrays as fresh Tensors on
-    the parameter's device (floating ones in its dtype), anything else unchanged."""
+    """A saved state entry for ``param``: ``step`` and other scalars (NAdam's
+    ``mu_product``) as floats, arrays as fresh Tensors on the parameter's device (floating
+    ones in its dtype), anything else unchanged."""
     value = value.data if isinstance(value, Tensor) else value
-    if name == "step":
+    if name == "step" or getattr(value, "shape", None) == ():
         return float(value)
     if not hasattr(value, "shape") or not hasattr(value, "dtype"):
         return value
@@ -207,3 +210,57 @@ def check_hyper(optimizer: str, ok: bool, message: str) -> None:
     """Raise ``ValueError("<Optimizer>: <message>")`` unless ``ok``."""
     if not ok:
         raise ValueError(f"{optimizer}: {message}")
+
+
+def check_betas(optimizer: str, group: dict[str, Any]) -> None:
+    """The checks shared by the Adam family: lr, eps, weight_decay >= 0, betas in [0, 1)."""
+    lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+    check_hyper(optimizer, lr >= 0, f"invalid learning rate {lr} (< 0)")
+    check_hyper(optimizer, eps >= 0, f"invalid eps {eps} (< 0)")
+    check_hyper(optimizer, 0 <= beta1 < 1, f"invalid beta1 {beta1} (need 0 <= beta1 < 1)")
+    check_hyper(optimizer, 0 <= beta2 < 1, f"invalid beta2 {beta2} (need 0 <= beta2 < 1)")
+    wd = group["weight_decay"]
+    check_hyper(optimizer, wd >= 0, f"invalid weight_decay {wd} (< 0)")
+
+
+def zeros_state(state: dict[str, Any], p: Tensor, *names: str) -> None:
+    """A fresh state: ``step`` 0 and a zero buffer shaped like ``p`` for each name."""
+    xp = backend.get_array_module(p.data)
+    state["step"] = 0.0
+    for name in names:
+        state[name] = Tensor(xp.zeros_like(p.data))
+
+
+# Group keys that an optimizer may lack in a state dict saved by an older minidl or
+# PyTorch (flags that do not change the update, or that default to off).
+_OPTIONAL_GROUP_KEYS = {"foreach", "maximize", "decoupled_weight_decay"}
+
+
+def check_same_optimizer(name: str, defaults: dict[str, Any], saved_groups: list[dict]) -> None:
+    """Refuse param groups saved by another kind of optimizer (SGD's state into Adam),
+    naming both: their hyper-parameters tell which optimizer wrote them."""
+    needed = set(defaults) - _OPTIONAL_GROUP_KEYS
+    for i, saved in enumerate(saved_groups):
+        missing = sorted(needed - set(saved))
+        if missing:
+            writer = _guess_writer(set(saved))
+            raise ValueError(
+                f"{name}.load_state_dict: param group {i} was saved by another optimizer "
+                f"({writer}): it lacks {name}'s hyper-parameters {missing}; load it into "
+                "the optimizer that saved it"
+            )
+
+
+def _guess_writer(keys: set[str]) -> str:
+    """The minidl optimizer whose constructor arguments best match ``keys``."""
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    best, best_score = "an optimizer of unknown kind", 0
+    for cls in subclasses(Optimizer):
+        arguments = set(inspect.signature(cls.__init__).parameters) - {"self", "params"}
+        score = len(arguments & keys) - len(arguments - keys - _OPTIONAL_GROUP_KEYS)
+        if arguments <= keys | _OPTIONAL_GROUP_KEYS and score > best_score:
+            best, best_score = f"it looks like {cls.__name__}'s", score
+    return best

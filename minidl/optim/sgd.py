@@ -18,6 +18,9 @@ class SGD(Optimizer):
         p = p - lr * g
 
     State per parameter: ``momentum_buffer`` (only when ``momentum != 0``).
+
+    ``foreach`` is accepted for PyTorch's signature and does not change the result: PyTorch
+    uses it to pick multi-tensor kernels, and NumPy has none (every optimizer loops).
     """
 
     def __init__(
@@ -30,6 +33,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -38,6 +42,7 @@ class SGD(Optimizer):
             weight_decay=weight_decay,
             nesterov=nesterov,
             maximize=maximize,
+            foreach=foreach,
         )
         super().__init__(params, defaults)
 

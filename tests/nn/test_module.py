@@ -297,3 +297,18 @@ def test_zero_grad_and_requires_grad_():
     assert all(p.grad is None for p in model.parameters())
     model.requires_grad_(False)
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_load_state_dict_returns_pytorchs_named_keys():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    result = model.load_state_dict(state)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert repr(result) == "<All keys matched successfully>"
+    del state["0.bias"]
+    state["extra"] = np.zeros(1)
+    result = model.load_state_dict(state, strict=False)
+    missing, unexpected = result  # still unpacks as a pair
+    assert result.missing_keys == missing == ["0.bias"]
+    assert result.unexpected_keys == unexpected == ["extra"]
+    assert "missing_keys=['0.bias']" in repr(result)

@@ -66,7 +66,44 @@ SCHEDULES = {
         lambda opt: S.LambdaLR(opt, lambda epoch: 1 / (1 + epoch)),
         lambda t, base: base / (1 + t),
     ),
+    "MultiplicativeLR": (
+        lambda opt: S.MultiplicativeLR(opt, lambda epoch: 0.95),
+        lambda t, base: base * 0.95**t,
+    ),
+    "ConstantLR": (
+        lambda opt: S.ConstantLR(opt, factor=0.25, total_iters=6),
+        lambda t, base: base * (0.25 if t < 6 else 1.0),
+    ),
+    "ConstantLR defaults": (
+        lambda opt: S.ConstantLR(opt),
+        lambda t, base: base * (1 / 3 if t < 5 else 1.0),
+    ),
+    "PolynomialLR": (
+        lambda opt: S.PolynomialLR(opt, total_iters=30, power=2.0),
+        lambda t, base: base * (1 - min(t, 30) / 30) ** 2,
+    ),
+    "PolynomialLR defaults": (
+        lambda opt: S.PolynomialLR(opt),
+        lambda t, base: base * (1 - min(t, 5) / 5),
+    ),
+    "CosineAnnealingWarmRestarts": (
+        lambda opt: S.CosineAnnealingWarmRestarts(opt, T_0=7, eta_min=0.001),
+        lambda t, base: 0.001 + (base - 0.001) * (1 + math.cos(math.pi * (t % 7) / 7)) / 2,
+    ),
+    "CosineAnnealingWarmRestarts T_mult": (
+        lambda opt: S.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2),
+        lambda t, base: base * (1 + math.cos(math.pi * _sgdr_position(t, 3, 2))) / 2,
+    ),
 }
+
+
+def _sgdr_position(t: int, T_0: int, T_mult: int) -> float:
+    """T_cur / T_i of SGDR at epoch t, by walking the periods."""
+    period = T_0
+    while t >= period:
+        t -= period
+        period *= T_mult
+    return t / period
 
 
 @pytest.mark.parametrize("name", list(SCHEDULES))
@@ -115,6 +152,17 @@ def torch_equivalent(torch, name, topt):
         "LinearLR": lambda: T.LinearLR(topt, start_factor=0.25, end_factor=0.9, total_iters=10),
         "LinearLR defaults": lambda: T.LinearLR(topt),
         "LambdaLR": lambda: T.LambdaLR(topt, lambda epoch: 1 / (1 + epoch)),
+        "MultiplicativeLR": lambda: T.MultiplicativeLR(topt, lambda epoch: 0.95),
+        "ConstantLR": lambda: T.ConstantLR(topt, factor=0.25, total_iters=6),
+        "ConstantLR defaults": lambda: T.ConstantLR(topt),
+        "PolynomialLR": lambda: T.PolynomialLR(topt, total_iters=30, power=2.0),
+        "PolynomialLR defaults": lambda: T.PolynomialLR(topt),
+        "CosineAnnealingWarmRestarts": lambda: T.CosineAnnealingWarmRestarts(
+            topt, T_0=7, eta_min=0.001
+        ),
+        "CosineAnnealingWarmRestarts T_mult": lambda: T.CosineAnnealingWarmRestarts(
+            topt, T_0=3, T_mult=2
+        ),
     }[name]()
 
 
@@ -141,6 +189,99 @@ def test_step_with_epoch_jumps_by_the_closed_form():
         sched.step(7)
     np.testing.assert_allclose(sched.get_last_lr(), [b * 0.01 for b in BASE_LRS])
     assert sched.last_epoch == 7
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda opt: S.StepLR(opt, step_size=0), "StepLR: step_size must be a positive integer"),
+        (lambda opt: S.StepLR(opt, step_size=2.5), "StepLR: step_size"),
+        (lambda opt: S.CosineAnnealingLR(opt, T_max=0), "CosineAnnealingLR: T_max"),
+        (lambda opt: S.LinearLR(opt, total_iters=0), "LinearLR: total_iters"),
+        (lambda opt: S.ExponentialLR(opt, gamma="0.9"), "ExponentialLR: gamma"),
+        (lambda opt: S.MultiStepLR(opt, milestones=[2, 3.5]), "MultiStepLR: milestones"),
+        (lambda opt: S.ConstantLR(opt, factor=2.0), "ConstantLR: factor"),
+        (lambda opt: S.PolynomialLR(opt, total_iters=0), "PolynomialLR: total_iters"),
+        (lambda opt: S.CosineAnnealingWarmRestarts(opt, T_0=0), "T_0"),
+        (lambda opt: S.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=0), "T_mult"),
+        (lambda opt: S.CyclicLR(opt, 0.01, 0.1, step_size_up=0), "CyclicLR: step_size_up"),
+        (lambda opt: S.CyclicLR(opt, 0.01, 0.1, mode="sine"), "CyclicLR: mode"),
+    ],
+)
+def test_arguments_are_validated_where_given(make, message):
+    with pytest.raises(ValueError, match=message):
+        make(make_optimizer())
+
+
+@pytest.mark.parametrize("cls", [S.LambdaLR, S.MultiplicativeLR])
+def test_lr_lambda_must_be_callable(cls):
+    with pytest.raises(TypeError, match=f"{cls.__name__}: lr_lambda must be a function.*0.5"):
+        cls(make_optimizer(), lr_lambda=0.5)
+    with pytest.raises(TypeError, match=r"lr_lambda\[1\]"):
+        cls(make_optimizer(), lr_lambda=[lambda e: 1.0, 2.0])
+
+
+def test_warm_restarts_fractional_epochs_match_torch():
+    torch, topt = torch_twin()
+    ours = S.CosineAnnealingWarmRestarts(make_optimizer(), T_0=4, T_mult=2, eta_min=0.01)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        topt, T_0=4, T_mult=2, eta_min=0.01
+    )
+    for epoch in np.arange(0, 30, 0.35):
+        ours.step(float(epoch))  # the documented per-batch use: no deprecation warning
+        theirs.step(float(epoch))
+        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
+
+
+CYCLIC_VARIANTS = [
+    ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=4)),
+    (
+        "SGD",
+        dict(
+            base_lr=[0.01, 0.02], max_lr=0.2, step_size_up=3, step_size_down=5, mode="triangular2"
+        ),
+    ),
+    ("SGD", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=0.97)),
+    (
+        "Adam",
+        dict(base_lr=0.001, max_lr=0.01, step_size_up=6, base_momentum=0.7, max_momentum=0.95),
+    ),
+    (
+        "Adam",
+        dict(
+            base_lr=0.001,
+            max_lr=0.01,
+            step_size_up=3,
+            cycle_momentum=False,
+            scale_fn=lambda x: 0.9**x,
+            scale_mode="iterations",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "kwargs"), CYCLIC_VARIANTS)
+def test_cyclic_matches_torch(kind, kwargs):
+    torch, topt = torch_twin(kind)
+    opt = make_optimizer(kind)
+    ours = S.CyclicLR(opt, **kwargs)
+    theirs = torch.optim.lr_scheduler.CyclicLR(topt, **kwargs)
+    key = "betas" if kind == "Adam" else "momentum"
+    for _ in range(STEPS):
+        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
+        for g, tg in zip(opt.param_groups, topt.param_groups):
+            np.testing.assert_allclose(g[key], tg[key], rtol=1e-12)
+        opt.step()
+        topt.step()
+        ours.step()
+        theirs.step()
+
+
+def test_cyclic_needs_momentum_to_cycle_it():
+    adagrad = optim.Adagrad([Parameter(minidl.zeros(1))])
+    with pytest.raises(ValueError, match="momentum or betas"):
+        S.CyclicLR(adagrad, 0.01, 0.1)
+    S.CyclicLR(adagrad, 0.01, 0.1, cycle_momentum=False)
 
 
 def test_resuming_needs_initial_lr():
@@ -317,6 +458,10 @@ RESUMABLE = {
     "OneCycleLR": lambda opt: S.OneCycleLR(opt, max_lr=0.5, total_steps=30),
     "SequentialLR": warmup_then_cosine,
     "MultiStepLR": lambda opt: S.MultiStepLR(opt, milestones=[3, 9]),
+    "CosineAnnealingWarmRestarts": lambda opt: S.CosineAnnealingWarmRestarts(opt, 3, 2),
+    "CyclicLR": lambda opt: S.CyclicLR(opt, 0.01, 0.1, step_size_up=3, mode="triangular2"),
+    "PolynomialLR": lambda opt: S.PolynomialLR(opt, total_iters=15, power=0.5),
+    "ConstantLR": lambda opt: S.ConstantLR(opt, factor=0.5, total_iters=10),
 }
 
 

@@ -126,7 +126,106 @@ def adagrad_ref(
     return out
 
 
+def adamax_ref(p, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False):
+    b1, b2 = betas
+    m = u = np.zeros_like(p)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        g = (-g if maximize else g) + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g) + eps)
+        p = p - lr / (1 - b1**t) * m / u
+        out.append(p)
+    return out
+
+
+def nadam_ref(
+    p,
+    grads,
+    lr=2e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0,
+    momentum_decay=4e-3,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
+    """Dozat's NAdam as written in PyTorch's algorithm box."""
+    b1, b2 = betas
+    m = v = np.zeros_like(p)
+    product, out = 1.0, []
+    for t, g in enumerate(grads, start=1):
+        g = -g if maximize else g
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        product *= mu
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        v_hat = v / (1 - b2**t)
+        step = mu_next * m / (1 - product * mu_next) + (1 - mu) * g / (1 - product)
+        p = p - lr * step / (np.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+def radam_ref(
+    p,
+    grads,
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
+    b1, b2 = betas
+    m = v = np.zeros_like(p)
+    rho_inf = 2 / (1 - b2) - 1
+    out = []
+    for t, g in enumerate(grads, start=1):
+        g = -g if maximize else g
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        rho_t = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho_t > 5:
+            length = np.sqrt(1 - b2**t) / (np.sqrt(v) + eps)
+            r = np.sqrt(
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            )
+            p = p - lr * m_hat * length * r
+        else:
+            p = p - lr * m_hat
+        out.append(p)
+    return out
+
+
+def adadelta_ref(p, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False):
+    v = u = np.zeros_like(p)
+    out = []
+    for g in grads:
+        g = (-g if maximize else g) + weight_decay * p
+        v = rho * v + (1 - rho) * g * g
+        delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
+        u = rho * u + (1 - rho) * delta * delta
+        p = p - lr * delta
+        out.append(p)
+    return out
+
+
 REFERENCES = {
+    "Adamax": adamax_ref,
+    "NAdam": nadam_ref,
+    "RAdam": radam_ref,
+    "Adadelta": adadelta_ref,
     "SGD": sgd_ref,
     "Adam": adam_ref,
     "AdamW": adamw_ref,
@@ -154,6 +253,18 @@ VARIANTS = [
     ("Adagrad", dict(lr=0.1)),
     ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1)),
     ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.5, eps=1e-6, maximize=True)),
+    ("SGD", dict(lr=0.1, momentum=0.5, foreach=True)),
+    ("Adam", dict(lr=0.05, foreach=False, maximize=True)),
+    ("Adamax", dict()),
+    ("Adamax", dict(lr=0.05, betas=(0.8, 0.95), eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("NAdam", dict()),
+    ("NAdam", dict(lr=0.05, betas=(0.8, 0.9), weight_decay=0.1, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict()),
+    ("RAdam", dict(lr=0.05, betas=(0.5, 0.7), weight_decay=0.1)),  # rho_t > 5 from step 4
+    ("RAdam", dict(lr=0.05, betas=(0.9, 0.8), weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
 ]
 IDS = [f"{name}-{kwargs}" for name, kwargs in VARIANTS]
 SHAPES = [(3, 4), (5,)]
@@ -185,7 +296,8 @@ def test_matches_update_rule_written_in_numpy(name, kwargs):
     init, grads = problem(steps=8)
     history, _, _ = run_minidl(name, kwargs, init, grads)
     for i, a in enumerate(init):
-        expected = REFERENCES[name](a, [gs[i] for gs in grads], **kwargs)
+        rule = {k: v for k, v in kwargs.items() if k != "foreach"}  # foreach changes nothing
+        expected = REFERENCES[name](a, [gs[i] for gs in grads], **rule)
         for step, want in enumerate(expected):
             np.testing.assert_allclose(history[step][i], want, rtol=1e-10, atol=1e-12)
 
@@ -206,6 +318,16 @@ def hyper_parameters(name: str) -> st.SearchStrategy[dict]:
         betas = st.tuples(st.floats(0.0, 0.99), st.floats(0.5, 0.9999))
         return st.fixed_dictionaries(
             {"lr": lr, "betas": betas, "eps": small, "amsgrad": st.booleans(), **common}
+        )
+    if name in ("Adamax", "NAdam", "RAdam"):
+        betas = st.tuples(st.floats(0.0, 0.99), st.floats(0.5, 0.9999))
+        extra = {} if name == "Adamax" else {"decoupled_weight_decay": st.booleans()}
+        if name == "NAdam":
+            extra["momentum_decay"] = st.floats(0.0, 0.05)
+        return st.fixed_dictionaries({"lr": lr, "betas": betas, "eps": small, **extra, **common})
+    if name == "Adadelta":
+        return st.fixed_dictionaries(
+            {"lr": lr, "rho": st.floats(0.0, 0.99), "eps": st.floats(1e-8, 1e-3), **common}
         )
     if name == "RMSprop":
         return st.fixed_dictionaries(
@@ -297,6 +419,10 @@ def test_state_dict_layout_is_pytorchs():
         ("Adam", dict(lr=0.05, amsgrad=True)),
         ("RMSprop", dict(momentum=0.5, centered=True)),
         ("Adagrad", dict(lr_decay=0.1)),
+        ("Adamax", dict(lr=0.05)),
+        ("NAdam", dict(lr=0.05, weight_decay=0.1)),
+        ("RAdam", dict(lr=0.05)),
+        ("Adadelta", dict(rho=0.8)),
     ],
 )
 def test_loads_a_torch_state_dict_converted_to_numpy(name, kwargs):
@@ -329,6 +455,178 @@ def test_loads_a_torch_state_dict_converted_to_numpy(name, kwargs):
         opt.step()
     for ours, theirs in zip(params, tparams):
         np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), atol=1e-12)
+
+
+def _torch_to_numpy(value):
+    import torch
+
+    if torch.is_tensor(value):
+        return value.numpy().copy()
+    if isinstance(value, list):
+        return [_torch_to_numpy(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("SGD", dict(momentum=0.9)),
+        ("Adam", dict(amsgrad=True)),
+        ("Adamax", dict()),
+        ("NAdam", dict()),
+        ("RAdam", dict()),
+        ("Adadelta", dict()),
+    ],
+)
+def test_state_dict_keys_are_torchs(name, kwargs):
+    torch = pytest.importorskip("torch")
+    init, grads = problem(steps=2, seed=4)
+    _, _, opt = run_minidl(name, kwargs, init, grads)
+    tparams = [torch.nn.Parameter(torch.tensor(a)) for a in init]
+    topt = getattr(torch.optim, name)(tparams, **kwargs)
+    for gs in grads:
+        for p, g in zip(tparams, gs):
+            p.grad = torch.tensor(g)
+        topt.step()
+    ours, theirs = opt.state_dict(), topt.state_dict()
+    assert sorted(ours["state"]) == sorted(theirs["state"])
+    for k in ours["state"]:
+        assert set(ours["state"][k]) == set(theirs["state"][k])
+        for n, v in ours["state"][k].items():
+            want = _torch_to_numpy(theirs["state"][k][n])
+            got = v.numpy() if isinstance(v, minidl.Tensor) else v
+            np.testing.assert_allclose(got, want, rtol=1e-6)  # torch keeps scalars in float32
+    # every hyper-parameter we keep is one of PyTorch's, with the same default
+    for group, tgroup in zip(ours["param_groups"], theirs["param_groups"]):
+        assert set(group) <= set(tgroup)
+        assert {k: group[k] for k in group} == {k: tgroup[k] for k in group}
+
+
+@pytest.mark.parametrize(
+    ("saver", "loader", "missing"),
+    [("SGD", "Adam", "betas"), ("Adam", "SGD", "momentum"), ("RMSprop", "Adadelta", "rho")],
+)
+def test_refuses_another_optimizers_state_naming_both(saver, loader, missing):
+    init, grads = problem(steps=2)
+    _, params, opt = run_minidl(saver, dict(momentum=0.9) if saver == "SGD" else {}, init, grads)
+    other = getattr(optim, loader)(params)
+    with pytest.raises(ValueError, match=f"{loader}.load_state_dict.*{saver}'s.*{missing}"):
+        other.load_state_dict(opt.state_dict())
+
+
+# --------------------------------------------------------------------- LBFGS
+def _least_squares(seed=0, dtype=np.float64):
+    """A small ill-conditioned least-squares problem and a closure factory."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((12, 5)) * np.array([1, 3, 0.3, 10, 1])
+    b = rng.standard_normal(12)
+    x0 = rng.standard_normal(5)
+    w0 = rng.standard_normal(3)
+    return a.astype(dtype), b.astype(dtype), x0.astype(dtype), w0.astype(dtype)
+
+
+def _lbfgs_minidl(kwargs, steps, dtype=np.float64):
+    a, b, x0, w0 = _least_squares(dtype=dtype)
+    x, w = Parameter(minidl.tensor(x0.copy())), Parameter(minidl.tensor(w0.copy()))
+    A, B = minidl.tensor(a), minidl.tensor(b)
+    opt = optim.LBFGS([x, w], **kwargs)
+
+    def closure():
+        opt.zero_grad()
+        r = A @ x - B
+        loss = (r * r).sum() + ((w - 1.0) ** 4).sum() + (x[:3] * w).sum() ** 2
+        loss.backward()
+        return loss
+
+    losses = [opt.step(closure).item() for _ in range(steps)]
+    return [x.numpy(), w.numpy()], losses, opt
+
+
+def _lbfgs_torch(torch, kwargs, steps, dtype=np.float64):
+    a, b, x0, w0 = _least_squares(dtype=dtype)
+    x, w = torch.nn.Parameter(torch.tensor(x0)), torch.nn.Parameter(torch.tensor(w0))
+    A, B = torch.tensor(a), torch.tensor(b)
+    opt = torch.optim.LBFGS([x, w], **kwargs)
+
+    def closure():
+        opt.zero_grad()
+        r = A @ x - B
+        loss = (r * r).sum() + ((w - 1.0) ** 4).sum() + (x[:3] * w).sum() ** 2
+        loss.backward()
+        return loss
+
+    losses = [opt.step(closure).item() for _ in range(steps)]
+    return [x.detach().numpy(), w.detach().numpy()], losses, opt
+
+
+LBFGS_VARIANTS = [
+    dict(lr=0.5, max_iter=4),
+    dict(lr=1, max_iter=5, history_size=3, line_search_fn="strong_wolfe"),
+    dict(lr=0.8, max_iter=20, line_search_fn="strong_wolfe", tolerance_change=1e-12),
+]
+
+
+@pytest.mark.parametrize("kwargs", LBFGS_VARIANTS, ids=str)
+def test_lbfgs_matches_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    ours, our_losses, opt = _lbfgs_minidl(kwargs, steps=10)
+    theirs, their_losses, topt = _lbfgs_torch(torch, kwargs, steps=10)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(our_losses, their_losses, rtol=1e-6, atol=1e-9)
+    state, tstate = opt.state_dict()["state"][0], topt.state_dict()["state"][0]
+    assert set(state) == set(tstate)
+    assert (state["func_evals"], state["n_iter"]) == (tstate["func_evals"], tstate["n_iter"])
+
+
+def test_lbfgs_with_line_search_minimises_rosenbrock():
+    xy = Parameter(minidl.tensor([-1.5, 2.0], dtype=minidl.float64))
+    opt = optim.LBFGS([xy], line_search_fn="strong_wolfe", max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = rosenbrock(xy)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    np.testing.assert_allclose(xy.numpy(), [1.0, 1.0], atol=1e-5)
+
+
+def test_lbfgs_state_dict_round_trip_resumes_identically():
+    straight, _, _ = _lbfgs_minidl(dict(max_iter=3, line_search_fn="strong_wolfe"), 6)
+    a, b, _, _ = _least_squares()
+    _, _, opt = _lbfgs_minidl(dict(max_iter=3, line_search_fn="strong_wolfe"), 3)
+    saved = copy.deepcopy(opt.state_dict())
+    x, w = (Parameter(minidl.tensor(p.numpy().copy())) for p in opt.param_groups[0]["params"])
+    resumed = optim.LBFGS([x, w], max_iter=3, line_search_fn="strong_wolfe")
+    resumed.load_state_dict(saved)
+    A, B = minidl.tensor(a), minidl.tensor(b)
+
+    def closure():
+        resumed.zero_grad()
+        r = A @ x - B
+        loss = (r * r).sum() + ((w - 1.0) ** 4).sum() + (x[:3] * w).sum() ** 2
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        resumed.step(closure)
+    np.testing.assert_array_equal(x.numpy(), straight[0])
+    np.testing.assert_array_equal(w.numpy(), straight[1])
+
+
+def test_lbfgs_validates():
+    p = Parameter(minidl.ones(2))
+    with pytest.raises(ValueError, match="line_search_fn"):
+        optim.LBFGS([p], line_search_fn="armijo")
+    with pytest.raises(ValueError, match="max_iter"):
+        optim.LBFGS([p], max_iter=0)
+    with pytest.raises(ValueError, match="parameter groups"):
+        optim.LBFGS([{"params": [p]}, {"params": [Parameter(minidl.ones(1))]}])
+    with pytest.raises(ValueError, match="closure"):
+        optim.LBFGS([p]).step()
 
 
 # --------------------------------------------------------------------- groups and API
@@ -384,6 +682,11 @@ def test_rejects_bad_params():
         ("RMSprop", dict(momentum=-1), "momentum"),
         ("Adagrad", dict(lr_decay=-1), "lr_decay"),
         ("Adagrad", dict(initial_accumulator_value=-1), "initial_accumulator_value"),
+        ("Adamax", dict(betas=(0.9, 1.0)), "beta2"),
+        ("NAdam", dict(momentum_decay=-0.1), "momentum_decay"),
+        ("RAdam", dict(lr=-1e-3), "learning rate"),
+        ("Adadelta", dict(rho=1.5), "rho"),
+        ("LBFGS", dict(lr=-1), "learning rate"),
     ],
 )
 def test_invalid_hyper_parameters_raise_naming_them(name, kwargs, message):
@@ -412,6 +715,11 @@ def test_defaults_are_pytorchs():
     assert (rms["lr"], rms["alpha"], rms["eps"]) == (1e-2, 0.99, 1e-8)
     ada = optim.Adagrad(p).defaults
     assert (ada["lr"], ada["eps"], ada["initial_accumulator_value"]) == (1e-2, 1e-10, 0)
+    torch = pytest.importorskip("torch")
+    tp = [torch.nn.Parameter(torch.ones(2))]
+    for name in ("Adamax", "NAdam", "RAdam", "Adadelta", "LBFGS"):
+        ours, theirs = getattr(optim, name)(p).defaults, getattr(torch.optim, name)(tp).defaults
+        assert ours == {k: theirs[k] for k in ours}, name
 
 
 def test_zero_grad_drops_or_zeroes_in_place():
