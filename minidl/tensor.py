@@ -101,6 +101,7 @@ class Tensor:
         "__weakref__",
         "_ctx",
         "_hooks",
+        "_post_accumulate_hooks",
         "_retains_grad",
         "_version",
         "data",
@@ -116,6 +117,7 @@ class Tensor:
         self._ctx: Function | None = None
         self._version = 0
         self._hooks: list[Callable] = []
+        self._post_accumulate_hooks: list[Callable] = []
         self._retains_grad = False
         self.requires_grad = False
         if requires_grad:
@@ -275,6 +277,14 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable:
+        """Call ``hook(self)`` on this leaf once backward has added its gradient to ``.grad``
+        (DistributedDataParallel starts reducing a gradient there). Returns a remover."""
+        if not (self.is_leaf and self.requires_grad):
+            raise RuntimeError("post-accumulate-grad hooks are for leaves that require grad")
+        self._post_accumulate_hooks.append(hook)
+        return lambda: self._post_accumulate_hooks.remove(hook)
 
     def backward(self, gradient: Tensor | Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * gradient into ``.grad`` of every leaf below."""
@@ -819,6 +829,8 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
         if fn is None or node._retains_grad:
             _accumulate(node, g)
         if fn is None:
+            for post_hook in node._post_accumulate_hooks:
+                post_hook(node)
             continue
         if fn._saved is None:
             raise RuntimeError(

@@ -26,10 +26,12 @@ saves too.
 from __future__ import annotations
 
 import copy
+import io
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,9 +125,16 @@ def evaluate(
     loss_fn: LossFn | None = None,
     metrics: Sequence[str] = ("accuracy",),
     device: str | None = None,
+    comm: Any = None,
 ) -> dict[str, float]:
-    """Mean loss (weighted by batch size) and the named metrics over a loader."""
+    """Mean loss (weighted by batch size) and the named metrics over a loader.
+
+    ``comm`` (a ``minidl.distributed.Communicator``): each rank's loader holds its own part
+    of the data; the outputs and targets of every rank are gathered, so every rank gets
+    the metrics of the whole data (exact for any metric, not an average of averages)."""
     scores, targets = predict(model, loader, device)
+    if comm is not None and comm.size > 1:
+        scores, targets = (np.concatenate(comm.allgather(a)) for a in (scores, targets))
     out = {}
     if loss_fn is not None:
         with no_grad():
@@ -270,7 +279,13 @@ class Trainer:
     validation loss (the training loss without a val_loader); ``metrics``: names from
     ``METRICS`` computed on the val_loader; ``clip_grad_norm``: the largest total gradient
     norm; ``callbacks``: ``Callback`` objects; ``device``: where batches go; ``progress``:
-    a bar per epoch (with tqdm) and one printed line per epoch."""
+    a bar per epoch (with tqdm) and one printed line per epoch.
+
+    ``distributed=True`` (or a ``Communicator``): data-parallel training over the ranks of
+    ``mpiexec -n K`` (``minidl.distributed.training`` says how): the train loader's batch
+    size is the global batch, split over the ranks; the logs are those of the whole data
+    on every rank; rank 0 prints and writes checkpoints, which resume on any number of
+    ranks. In a world of one (no launcher) it is one process with the same sampling."""
 
     def __init__(
         self,
@@ -286,6 +301,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         device: str | None = None,
         progress: bool = True,
+        distributed: Any = False,
     ) -> None:
         if scheduler_step not in ("epoch", "batch"):
             raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
@@ -294,6 +310,15 @@ class Trainer:
         self.scheduler, self.scheduler_step = scheduler, scheduler_step
         self.metrics, self.clip_grad_norm = tuple(metrics), clip_grad_norm
         self.callbacks, self.device, self.progress = list(callbacks), device, progress
+        self.comm = None  # a distributed Communicator: this rank is one of comm.size
+        if distributed:
+            from minidl.distributed.training import prepare
+
+            self.model, self.train_loader, self.val_loader, self.comm = prepare(
+                model, train_loader, val_loader, distributed
+            )
+        self.is_main = self.comm is None or self.comm.is_main  # the rank that prints, saves
+        self.progress = progress and self.is_main
         self.history = History()
         self.epoch = 0  # the next epoch to run
         self.step = 0
@@ -302,6 +327,9 @@ class Trainer:
     # ----------------------------------------------------------------- one epoch
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: this epoch's permutation
+            sampler.set_epoch(self.epoch)
         total, count = 0.0, 0
         bar = _progress(self.train_loader, f"epoch {self.epoch + 1}", self.progress)
         for batch in bar:
@@ -333,7 +361,9 @@ class Trainer:
                 f"fit: the train loader is empty ({_describe(self.train_loader)}); "
                 "check the dataset and batch_size/drop_last"
             )
-        return {"train_loss": total / count}
+        if self.comm is not None and self.comm.size > 1:  # the mean over every rank's samples
+            total, count = self.comm.allreduce(np.array([total, count], dtype=np.float64))
+        return {"train_loss": float(total / count)}
 
     def run(self, epochs: int) -> History:
         """Train until ``epochs`` epochs have run in all (a resumed run continues)."""
@@ -345,7 +375,12 @@ class Trainer:
             if self.val_loader is not None:
                 try:
                     results = evaluate(
-                        self.model, self.val_loader, self.loss_fn, self.metrics, self.device
+                        self.model,
+                        self.val_loader,
+                        self.loss_fn,
+                        self.metrics,
+                        self.device,
+                        self.comm,
                     )
                 except EmptyLoaderError as err:
                     raise EmptyLoaderError(f"fit: val_loader: {err}") from err
@@ -382,8 +417,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
+        from minidl.distributed.training import unwrap
+
         state = {
-            "model": self.model.state_dict(),
+            "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
@@ -397,26 +434,43 @@ class Trainer:
         loader_rng = loader_generator(self.train_loader)
         if loader_rng is not None:
             state["loader_rng"] = loader_rng.bit_generator.state
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            state["sampler_seed"] = sampler.seed
         return state
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write the resumable state atomically (``minidl.save`` checks it on read)."""
+        """Write the resumable state atomically (``minidl.save`` checks it on read).
+        Distributed: rank 0 writes (the ranks hold the same state), the others wait, so
+        when any rank goes on the checkpoint is complete on disk."""
         from minidl.serialization import save
 
-        os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-        save(self.state_dict(), path)
+        if self.is_main:
+            os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+            save(self.state_dict(), path)
+        if self.comm is not None:
+            self.comm.barrier()
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint; distributed, rank 0 reads the file and sends its bytes to
+        every rank (no shared file system needed), whatever the number of ranks that
+        wrote it: the state is that of the whole run, not of one rank."""
+        from minidl.distributed.training import unwrap
         from minidl.serialization import load
 
-        state = load(path)
+        if self.comm is None:
+            state = load(path)
+        else:
+            with open(path, "rb") if self.is_main else nullcontext() as f:
+                data = self.comm.broadcast_object(f.read() if self.is_main else None)
+            state = load(io.BytesIO(data))
         missing = _CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else _CHECKPOINT_KEYS
         if missing:
             raise ValueError(
                 f"{os.fspath(path)} is not a training checkpoint of this minidl: it lacks "
                 f"{sorted(missing)}"
             )
-        self.model.load_state_dict(state["model"])
+        unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -434,6 +488,8 @@ class Trainer:
             )
         if loader_rng is not None:
             loader_rng.bit_generator.state = state["loader_rng"]
+        if "sampler_seed" in state and hasattr(self.train_loader, "sampler"):
+            self.train_loader.sampler.seed = int(state["sampler_seed"])
 
     def _stateful(self) -> list[Callback]:
         """The callbacks with a state to checkpoint (those that define ``state_dict``)."""
@@ -480,11 +536,14 @@ def fit(
     checkpoint, training continues from it and ends where the uninterrupted run ends.
     ``options``: the ``Trainer``'s keyword arguments (``val_loader``, ``scheduler``,
     ``scheduler_step``, ``metrics``, ``clip_grad_norm``, ``callbacks``, ``device``,
-    ``progress``), documented there."""
+    ``progress``, ``distributed``), documented there."""
     trainer = Trainer(model, loss_fn, optimizer, train_loader, **options)
     if checkpoint is not None:
         trainer.callbacks.append(Checkpoint(checkpoint))
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
+    exists = checkpoint is not None and os.path.exists(checkpoint)
+    if trainer.comm is not None:  # rank 0 decides, so that every rank does the same
+        exists = trainer.comm.broadcast_object(exists)
+    if resume and exists:
         trainer.load_checkpoint(checkpoint)
     return trainer.run(epochs)
 

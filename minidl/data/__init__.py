@@ -18,6 +18,7 @@ from .dataset import (
     random_split,
     stratified_split,
 )
+from .distributed import DistributedSampler
 from .imagefolder import ImageFolder, decode_image
 from .imdb import load_imdb, load_movie_reviews, read_text_classes
 from .loader import DataLoader, default_collate
@@ -59,6 +60,7 @@ __all__ = [
     "DataLoader",
     "DataNotFoundError",
     "Dataset",
+    "DistributedSampler",
     "GaussianNoise",
     "ImageFolder",
     "LabeledData",

@@ -52,6 +52,7 @@ from minidl.nn.pooling import (
 )
 from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from minidl.nn.sparse import Embedding
+from minidl.nn.sync_batchnorm import SyncBatchNorm
 from minidl.nn.transformer import (
     Transformer,
     TransformerDecoder,
@@ -119,6 +120,7 @@ __all__ = [
     "SmoothL1Loss",
     "Softmax",
     "Softplus",
+    "SyncBatchNorm",
     "Tanh",
     "Transformer",
     "TransformerDecoder",
