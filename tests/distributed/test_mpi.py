@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("mpi_worker.py")
 TIMEOUT = 120  # seconds per mpiexec job
 ATOL = 1e-6
+FIT_ATOL = 1e-5  # 18 Adam steps grow the reassociation difference to ~1.1e-6 (measured)
 
 pytest.importorskip("mpi4py")
 # the MPICH wheel puts mpiexec next to the interpreter, which may not be on PATH
@@ -96,7 +97,7 @@ def test_fit_checkpoint_of_two_ranks_resumes_in_one_process(tmp_path):
     resumed, history = worker.run_fit(3, checkpoint, resume=True)
     straight, reference = worker.run_fit(3, None)
     for key, value in straight.state_dict().items():
-        np.testing.assert_allclose(resumed.state_dict()[key].numpy(), value.numpy(), atol=ATOL)
+        np.testing.assert_allclose(resumed.state_dict()[key].numpy(), value.numpy(), atol=FIT_ATOL)
     for ours, theirs in zip(history.epochs, reference.epochs):
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert ours[key] == pytest.approx(theirs[key], abs=1e-5), key
