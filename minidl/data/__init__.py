@@ -33,7 +33,7 @@ from .sampler import (
     WeightedRandomSampler,
 )
 from .sources import DataCorruptError, DataNotFoundError, data_root, fetch, verify_file
-from .tabular import TabularData, load_adbench, load_csv
+from .tabular import TabularData, load_adbench, load_creditcard, load_csv
 from .text import CharVocab, load_text, load_tinyshakespeare
 from .transforms import (
     ColorJitter,
@@ -92,6 +92,7 @@ __all__ = [
     "load_adbench",
     "load_cifar10",
     "load_cifar100",
+    "load_creditcard",
     "load_csv",
     "load_fashion_mnist",
     "load_fsdd",

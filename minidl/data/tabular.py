@@ -10,9 +10,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .sources import DataCorruptError, fetch
+from .sources import DataCorruptError, DataNotFoundError, fetch, resolve_root
 
 ADBENCH_URL = "https://github.com/Minqi824/ADBench/raw/main/adbench/datasets/Classical/"
+CREDITCARD_PAGE = "https://www.kaggle.com/datasets/mlg-ulb/creditcardfraud"
+CREDITCARD_COLUMNS = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class"]
 
 
 class TabularData(NamedTuple):
@@ -47,6 +49,35 @@ def load_adbench(name: str, root: str | os.PathLike | None = None) -> TabularDat
         )
     names = [f"x{i}" for i in range(x.shape[1])]
     return TabularData(x.astype(np.float64), y.astype(np.int64), names, ["normal", "anomaly"])
+
+
+def load_creditcard(root: str | os.PathLike | None = None) -> TabularData:
+    """The Kaggle credit-card fraud set (ULB, September 2013; 284,807 transactions, 492
+    frauds): ``root/creditcard/creditcard.csv`` with the header Time, V1 ... V28, Amount,
+    Class. features: (N, 30) in that column order; targets: Class (1 = fraud).
+
+    Kaggle serves the file only to signed-in users, so it is never downloaded here: a
+    missing file raises `DataNotFoundError` saying where to get it and where to put it.
+    """
+    path = resolve_root(root) / "creditcard" / "creditcard.csv"
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"{path} is missing: download creditcard.csv from {CREDITCARD_PAGE} "
+            f"(a Kaggle account is needed) and put it there"
+        )
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    if header != CREDITCARD_COLUMNS:
+        raise DataCorruptError(
+            f"{path}: expected the columns Time, V1..V28, Amount, Class, got {header[:5]}... "
+            f"({len(header)} columns)"
+        )
+    data = load_csv(path, "Class")
+    if not set(data.classes) <= {"0", "1"}:
+        raise DataCorruptError(f"{path}: Class must be 0 or 1, found {data.classes}")
+    # load_csv numbers the classes it found; map them back to the labels 0 and 1.
+    targets = np.array([int(data.classes[t]) for t in range(len(data.classes))])[data.targets]
+    return TabularData(data.features, targets, data.feature_names, ["normal", "fraud"])
 
 
 def _label_classes(values: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from minidl.data import DataCorruptError, DataNotFoundError, load_adbench, load_csv
+from minidl.data import (
+    DataCorruptError,
+    DataNotFoundError,
+    load_adbench,
+    load_creditcard,
+    load_csv,
+)
+from minidl.data.tabular import CREDITCARD_COLUMNS
 
 
 def test_adbench_npz(tmp_path):
@@ -58,3 +65,41 @@ def test_csv_errors_name_the_place(tmp_path):
         load_csv(path, "y")
     with pytest.raises(ValueError, match="no column 'label'"):
         load_csv(path, "label")
+
+
+def _write_creditcard(path, rows: int, frauds: list[int], header=None) -> np.ndarray:
+    """A small file in the Kaggle layout: quoted header and quoted Class, as Kaggle's."""
+    rng = np.random.default_rng(0)
+    values = np.column_stack(
+        [np.arange(rows) * 7.0, rng.standard_normal((rows, 28)), rng.uniform(0, 500, rows)]
+    )
+    header = header or CREDITCARD_COLUMNS
+    lines = [",".join(f'"{h}"' for h in header)]
+    for i, row in enumerate(values):
+        lines.append(",".join(repr(float(v)) for v in row) + f',"{int(i in frauds)}"')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return values
+
+
+def test_creditcard_layout(tmp_path):
+    values = _write_creditcard(tmp_path / "creditcard" / "creditcard.csv", 12, frauds=[3, 7])
+    data = load_creditcard(root=tmp_path)
+    assert data.features.shape == (12, 30) and data.feature_names == CREDITCARD_COLUMNS[:-1]
+    np.testing.assert_array_equal(data.features, values)
+    np.testing.assert_array_equal(np.flatnonzero(data.targets), [3, 7])
+    assert data.classes == ["normal", "fraud"]
+
+
+def test_creditcard_without_frauds_keeps_label_zero(tmp_path):
+    _write_creditcard(tmp_path / "creditcard" / "creditcard.csv", 5, frauds=[])
+    assert (load_creditcard(root=tmp_path).targets == 0).all()
+
+
+def test_creditcard_missing_or_other_layout(tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"kaggle\.com"):
+        load_creditcard(root=tmp_path)
+    wrong = ["Time", *(f"V{i}" for i in range(1, 28)), "Amount", "Class"]
+    _write_creditcard(tmp_path / "creditcard" / "creditcard.csv", 3, [], header=wrong)
+    with pytest.raises(DataCorruptError, match=r"Time, V1\.\.V28, Amount, Class"):
+        load_creditcard(root=tmp_path)
