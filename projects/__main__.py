@@ -1,5 +1,6 @@
 """``python -m projects list`` and
-``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR]``."""
+``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR] [--distributed]``
+(``mpiexec -n K python -m projects run NAME --distributed``: data-parallel on K ranks)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--epochs", type=int, help="override the number of epochs")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="output folder (default runs/NAME)")
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the ranks of `mpiexec -n K` (projects that support it)",
+    )
     args = parser.parse_args(argv)
     if args.command == "list":
         names = project_names()
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"{name.ljust(width)}  {load_project(name).DESCRIPTION}")
         return 0
-    run_project(args.name, args.out, args.quick, args.epochs, args.seed, argv)
+    run_project(args.name, args.out, args.quick, args.epochs, args.seed, argv, args.distributed)
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import pkgutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class RunContext:
     quick: bool = False
     epochs: int | None = None
     seed: int = 0
+    distributed: bool = False  # --distributed: pass it to fit (projects with DISTRIBUTED)
     results: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
 
@@ -82,15 +84,33 @@ def run_project(
     epochs: int | None = None,
     seed: int = 0,
     argv: list[str] | None = None,
+    distributed: bool = False,
 ) -> dict[str, Any]:
-    """Run one project and write its ``metrics.json``; returns what was written."""
+    """Run one project and write its ``metrics.json``; returns what was written.
+
+    ``distributed``: data-parallel over the ranks of ``mpiexec -n K`` (for projects that
+    set ``DISTRIBUTED = True`` and pass ``ctx.distributed`` to ``fit``); rank 0 writes the
+    run folder, the other ranks write their copies of the figures to a temporary folder."""
     module = load_project(name)
+    if distributed and not getattr(module, "DISTRIBUTED", False):
+        raise SystemExit(f"project {name!r} does not support --distributed")
     out_dir = Path(out) if out is not None else Path("runs") / name
+    ranks, is_main = 1, True
+    if distributed:
+        from minidl.distributed import init
+
+        ranks, is_main = init().size, init().is_main
+    scratch = None if is_main else tempfile.TemporaryDirectory(prefix=f"{name}-rank-")
+    out_dir = out_dir if scratch is None else Path(scratch.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(name, out_dir, quick, epochs, seed)
+    ctx = RunContext(name, out_dir, quick, epochs, seed, distributed)
     minidl.manual_seed(seed)
     start = time.perf_counter()
-    module.run(ctx)
+    try:
+        module.run(ctx)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     wall = time.perf_counter() - start
     report = {
         "project": name,
@@ -102,8 +122,11 @@ def run_project(
         "results": ctx.results,
         "figures": ctx.figures,
     }
-    _write_json(out_dir / "metrics.json", report)
-    print_summary(report)
+    if distributed:
+        report["ranks"] = ranks
+    if is_main:
+        _write_json(out_dir / "metrics.json", report)
+        print_summary(report)
     return report
 
 

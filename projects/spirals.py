@@ -15,6 +15,7 @@ from projects.runner import RunContext
 
 DESCRIPTION = "toy: an MLP separates two spirals (synthetic data, seconds)"
 DATA: list[str] = []
+DISTRIBUTED = True  # `mpiexec -n K python -m projects run spirals --distributed`
 
 
 def make_spirals(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -54,6 +55,7 @@ def run(ctx: RunContext) -> None:
         metrics=["accuracy"],
         progress=False,
         callbacks=[EarlyStopping("val_loss", patience=15)],
+        distributed=ctx.distributed,
     )
     result = evaluate(model, val, nn.functional.cross_entropy)
     ctx.record(

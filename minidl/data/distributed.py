@@ -15,8 +15,10 @@ from collections.abc import Iterator, Sized
 
 import numpy as np
 
+from .sampler import Sampler
 
-class DistributedSampler:
+
+class DistributedSampler(Sampler):
     """Indices of rank ``rank``'s share of ``dataset`` among ``num_replicas`` ranks.
 
     num_replicas, rank: default to the world of ``minidl.distributed.init()``.

@@ -75,3 +75,12 @@ def test_drop_last_gives_equal_shards_without_repeats():
 def test_invalid_rank_is_named():
     with pytest.raises(ValueError, match="DistributedSampler: invalid rank 2 for num_replicas 2"):
         DistributedSampler(range(4), 2, 2)
+
+
+def test_a_dataloader_takes_it_as_its_sampler():
+    from minidl.data import DataLoader, TensorDataset
+
+    data = TensorDataset(np.arange(10))
+    sampler = DistributedSampler(data, num_replicas=2, rank=1, shuffle=False)
+    batches = [b[0].tolist() for b in DataLoader(data, batch_size=2, sampler=sampler)]
+    assert batches == [[1, 3], [5, 7], [9]]

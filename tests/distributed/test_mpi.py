@@ -13,6 +13,7 @@ after 6 steps: at most 1.4e-7 absolute on weights of order 1 (printed by
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -43,9 +44,14 @@ def _worker_module():
 
 
 def mpirun(case: str, out: Path, ranks: int = 2) -> subprocess.CompletedProcess:
-    """Run a worker case on ``ranks`` processes, one BLAS thread each."""
+    """Run a worker case on ``ranks`` processes."""
+    return _mpiexec([str(WORKER), case, str(out)], ranks)
+
+
+def _mpiexec(args: list[str], ranks: int = 2) -> subprocess.CompletedProcess:
+    """``mpiexec -n ranks python ARGS`` from the repository root, one BLAS thread a rank."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    command = [MPIEXEC, "-n", str(ranks), sys.executable, str(WORKER), case, str(out)]
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, *args]
     return subprocess.run(
         command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT
     )
@@ -101,6 +107,21 @@ def test_fit_checkpoint_of_two_ranks_resumes_in_one_process(tmp_path):
     for ours, theirs in zip(history.epochs, reference.epochs):
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert ours[key] == pytest.approx(theirs[key], abs=1e-5), key
+
+
+def test_a_project_trains_on_two_ranks_like_one_process(tmp_path):
+    from projects.runner import run_project
+
+    result = _mpiexec(["-m", "projects", "run", "spirals", "--quick", "--distributed",
+                       "--out", str(tmp_path / "two")])  # fmt: skip
+    _ok(result)
+    assert result.stdout.count("val_accuracy") == 1  # rank 0 alone reports
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    one = run_project("spirals", tmp_path / "one", quick=True, distributed=True)
+    assert two["ranks"] == 2 and one["ranks"] == 1
+    assert two["results"]["epochs_run"] == one["results"]["epochs_run"]
+    for key in ("val_accuracy", "val_loss"):
+        assert two["results"][key] == pytest.approx(one["results"][key], abs=1e-5)
 
 
 def test_an_exception_on_one_rank_aborts_the_job_with_its_traceback(tmp_path):
