@@ -143,12 +143,63 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 def trunc_normal_(
     tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0
 ) -> Tensor:
-    """N(mean, std^2) restricted to [a, b], by redrawing the values outside."""
+    """N(mean, std^2) conditioned on [a, b] (absolute bounds, as in PyTorch, not in units of
+    std), by redrawing the values outside until none is left."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
+    if std <= 0:
+        raise ValueError(f"trunc_normal_: std must be positive, got {std}")
     values = backend.generator().normal(mean, std, tensor.shape)
     outside = (values < a) | (values > b)
     while outside.any():
         values[outside] = backend.generator().normal(mean, std, int(outside.sum()))
         outside = (values < a) | (values > b)
+    return _fill(tensor, values)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D tensor (out, in) with the identity: ones where row == column (a
+    non-square matrix gets ``min(out, in)`` ones), so a Linear layer starts as the identity
+    map on its first features."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a conv weight (out, in, *kernel) of 3, 4 or 5 dims with the Dirac delta: in each
+    of ``groups`` blocks of ``out / groups`` output channels, output channel d has a single 1
+    at input channel d and the kernel's centre, so the convolution copies its first input
+    channels (``min(out / groups, in)`` of them) unchanged."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only 3, 4 or 5-D tensors are supported, got {tensor.shape}")
+    out_channels = tensor.shape[0]
+    if groups < 1 or out_channels % groups:
+        raise ValueError(
+            f"dirac_: {out_channels} output channels are not divisible into groups={groups}"
+        )
+    per_group = out_channels // groups
+    values = np.zeros(tensor.shape)
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d, *centre)] = 1
+    return _fill(tensor, values)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01) -> Tensor:
+    """Fill a 2-D tensor (rows, cols) with N(0, std^2) values, then zero
+    ``ceil(sparsity * rows)`` randomly chosen entries in every column (Martens 2010)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only 2-D tensors are supported, got shape {tensor.shape}")
+    if not 0 <= sparsity <= 1:
+        raise ValueError(f"sparse_: sparsity must be in [0, 1], got {sparsity}")
+    rows, cols = tensor.shape
+    zeros = math.ceil(sparsity * rows)
+    rng = backend.generator()
+    values = rng.normal(0.0, std, (rows, cols))
+    for col in range(cols):
+        values[rng.permutation(rows)[:zeros], col] = 0
     return _fill(tensor, values)
 
 

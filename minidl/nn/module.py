@@ -101,10 +101,26 @@ class Module:
         object.__delattr__(self, name)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
-        """A tensor saved in the state dict but not trained (e.g. running statistics)."""
+        """A tensor that is not trained but moves with the module (``to``, ``double``) and
+        is listed by ``named_buffers``, e.g. running statistics; it is in the state dict
+        unless ``persistent=False`` (a cache, or a constant rebuilt by ``__init__``)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(
+                f"register_buffer: buffer name must be a non-empty str without '.', got {name!r}"
+            )
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"register_buffer: cannot assign {type(tensor).__name__} as buffer {name!r} "
+                "(a Tensor or None is required)"
+            )
+        if name in self.__dict__ or name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: attribute {name!r} already exists")
         self._buffers[name] = tensor
-        if not persistent:
-            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        non_persistent = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            non_persistent.discard(name)
+        else:
+            non_persistent.add(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` (or ``None``, as for ``bias=False``) under ``name``."""
@@ -222,6 +238,39 @@ class Module:
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         return (b for _, b in self.named_buffers(recurse))
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at the dotted path ``target`` ("" is this module), e.g.
+        ``model.get_submodule("encoder.layers.0")``; an error names the missing step."""
+        module: Module = self
+        walked = type(self).__name__
+        for item in target.split(".") if target else []:
+            child = module._modules.get(item)
+            if child is None:
+                if hasattr(module, item):
+                    raise AttributeError(f"{walked}.{item} is not an nn.Module")
+                raise AttributeError(
+                    f"{walked} ({type(module).__name__}) has no attribute `{item}`"
+                )
+            module, walked = child, f"{walked}.{item}"
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target``, e.g. ``"encoder.0.weight"``."""
+        return self._get_member(target, "_parameters", "nn.Parameter")  # type: ignore[return-value]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at the dotted path ``target``, e.g. ``"bn.running_mean"``."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, table: str, kind: str) -> Tensor:
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in getattr(module, table):
+            if not hasattr(module, name):
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+            raise AttributeError(f"`{target}` is not a {kind}")
+        return getattr(module, table)[name]
+
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every submodule (children first) and on self."""
         for child in self.children():
@@ -239,6 +288,8 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` of every parameter (False freezes the module, e.g. a
+        pretrained backbone); returns the module."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -264,6 +315,10 @@ class Module:
             if tensor.grad is not None:  # gradients follow, as in PyTorch
                 tensor.grad.data = _convert(tensor.grad.data, device, dtype)
         return self
+
+    def half(self) -> Module:
+        """Floating parameters and buffers to float16 (integer buffers keep their dtype)."""
+        return self.to("float16")
 
     def float(self) -> Module:
         return self.to("float32")

@@ -312,3 +312,113 @@ def test_load_state_dict_returns_pytorchs_named_keys():
     assert result.missing_keys == missing == ["0.bias"]
     assert result.unexpected_keys == unexpected == ["extra"]
     assert "missing_keys=['0.bias']" in repr(result)
+
+
+def _nested():
+    return nn.Sequential(
+        OrderedDict(
+            encoder=nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)),
+            head=nn.Linear(3, 2),
+        )
+    )
+
+
+def test_get_submodule_parameter_and_buffer_follow_dotted_paths():
+    model = _nested()
+    assert model.get_submodule("") is model
+    assert model.get_submodule("encoder.1") is model.encoder[1]
+    assert model.get_parameter("encoder.0.weight") is model.encoder[0].weight
+    assert model.get_parameter("head.bias") is model.head.bias
+    assert model.get_buffer("encoder.1.running_mean") is model.encoder[1].running_mean
+    with pytest.raises(AttributeError, match="has no attribute `decoder`"):
+        model.get_submodule("decoder.0")
+    with pytest.raises(AttributeError, match=r"encoder\.0\.weight is not an nn\.Module"):
+        model.get_submodule("encoder.0.weight")
+    with pytest.raises(AttributeError, match=r"`encoder\.1\.running_mean` is not a nn\.Parameter"):
+        model.get_parameter("encoder.1.running_mean")
+    with pytest.raises(AttributeError, match="has no attribute `gain`"):
+        model.get_parameter("head.gain")
+
+
+def test_dotted_paths_name_the_same_members_as_torch():
+    torch = pytest.importorskip("torch")
+    tmodel = torch.nn.Sequential(
+        OrderedDict(
+            encoder=torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)),
+            head=torch.nn.Linear(3, 2),
+        )
+    )
+    model = _nested()
+    for name, p in tmodel.named_parameters():
+        assert model.get_parameter(name).shape == tuple(tmodel.get_parameter(name).shape) == p.shape
+    assert [n for n, _ in model.named_buffers()] == [n for n, _ in tmodel.named_buffers()]
+    for name, _ in tmodel.named_modules():
+        assert type(model.get_submodule(name)).__name__ == type(tmodel.get_submodule(name)).__name__
+
+
+@pytest.mark.parametrize(
+    ("method", "dtype"), [("half", np.float16), ("float", np.float32), ("double", np.float64)]
+)
+def test_dtype_methods_convert_floating_parameters_and_buffers_only(method, dtype):
+    model = _nested()
+    assert getattr(model, method)() is model
+    for name, tensor in model.state_dict().items():
+        want = np.int64 if name.endswith("num_batches_tracked") else dtype
+        assert tensor.dtype == want, name
+    model.to(md.float64)
+    assert model.head.weight.dtype == np.float64
+    assert model.get_buffer("encoder.1.num_batches_tracked").dtype == np.int64
+
+
+def test_requires_grad_freezes_and_unfreezes():
+    model = _nested()
+    assert model.encoder.requires_grad_(False) is model.encoder
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "head.weight",
+        "head.bias",
+    ]
+    model(md.randn(5, 4)).sum().backward()
+    assert model.encoder[0].weight.grad is None and model.head.weight.grad is not None
+    model.requires_grad_()
+    assert all(p.requires_grad for p in model.parameters())
+
+
+class _WithCache(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", md.ones(3))
+        self.register_buffer("cache", md.zeros(3), persistent=False)
+        self.register_buffer("empty", None)
+
+    def extra_repr(self) -> str:
+        return "scale=3, cached"
+
+
+def test_non_persistent_buffers_move_but_are_not_saved_as_in_torch():
+    torch = pytest.importorskip("torch")
+    module = _WithCache()
+    assert list(module.state_dict()) == ["scale"]
+    assert [n for n, _ in module.named_buffers()] == ["scale", "cache"]
+    module.double()
+    assert module.cache.dtype == np.float64
+    assert module.load_state_dict({"scale": np.full(3, 2.0)}).missing_keys == []
+    tmodule = torch.nn.Module()
+    tmodule.register_buffer("scale", torch.ones(3))
+    tmodule.register_buffer("cache", torch.zeros(3), persistent=False)
+    tmodule.register_buffer("empty", None)
+    assert list(tmodule.state_dict()) == list(module.state_dict())
+    assert [n for n, _ in tmodule.named_buffers()] == [n for n, _ in module.named_buffers()]
+    module.register_buffer("cache", md.zeros(3))  # registered again, now persistent
+    assert list(module.state_dict()) == ["scale", "cache"]
+    assert repr(module) == "_WithCache(scale=3, cached)"
+
+
+def test_register_buffer_validates_like_torch():
+    module = _WithCache()
+    with pytest.raises(KeyError, match=r"without '\.'"):
+        module.register_buffer("a.b", md.ones(1))
+    with pytest.raises(TypeError, match="a Tensor or None"):
+        module.register_buffer("arr", np.ones(2))
+    module.plain = 3
+    with pytest.raises(KeyError, match="already exists"):
+        module.register_buffer("plain", md.ones(1))
