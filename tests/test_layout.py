@@ -1,4 +1,5 @@
-"""The README's map of where the tests of a file are stays true: every file it names exists."""
+"""The README's maps stay true: the files its table of tests names exist, and the listing of
+ops (``python -m minidl.ops``) reaches every op class."""
 
 from __future__ import annotations
 
@@ -22,3 +23,33 @@ def test_table_of_tests_names_existing_files():
         assert (ROOT / path).is_file(), f"README names {path}, which does not exist"
     for path in named_code:
         assert (ROOT / "minidl" / path).is_file(), f"README names minidl/{path}: no such file"
+
+
+def test_op_listing_covers_every_op_class():
+    """Every op class in minidl/ops/ is built by a public name (or is the base class of
+    ops that are), and the README's table names only op classes and files that exist."""
+    from minidl.ops.__main__ import by_op, entries, location, op_classes
+
+    table = entries()
+    rows = dict(by_op(table))
+    assert set(rows) == set(op_classes()) and len(rows) > 50
+    unreached = [op.__name__ for op, names in rows.items() if not names]
+    assert not unreached, f"no public name builds {unreached} (python -m minidl.ops)"
+    found = {e.name: e for e in table}
+    assert [location(op)[0] for op in found["F.conv2d"].ops] == ["minidl/ops/conv.py"]
+    assert [op.__name__ for op in found["Tensor.__add__"].ops] == ["Add"]
+    assert "LSTMLayer" in {op.__name__ for op in found["nn.LSTM"].ops}
+    assert not found["F.cross_entropy"].ops and "F.nll_loss" in found["F.cross_entropy"].uses
+    readme = (ROOT / "README.md").read_text()
+    names = {op.__name__ for op in rows}
+    for name, path in re.findall(r"^\| `(\w+)` \| `(minidl/ops/\w+\.py)` \|", readme, re.M):
+        assert name in names, f"README's op table names {name}, which is no op class"
+        assert (ROOT / path).is_file(), f"README's op table names {path}: no such file"
+
+
+def test_op_listing_runs(capsys):
+    from minidl.ops.__main__ import main
+
+    assert main(["--op", "conv2d"]) == 0
+    out = capsys.readouterr().out
+    assert "F.conv2d" in out and "minidl/ops/conv.py" in out and "F.relu" not in out
