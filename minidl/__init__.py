@@ -1,25 +1,24 @@
 """minidl: a from-scratch deep-learning engine written to be read.
 
-``Tensor`` and autograd live in ``minidl.tensor``, the ops in ``minidl.ops`` (one file per
-family), the NumPy/CuPy switch in ``minidl.backend``, gradient checking in
-``minidl.gradcheck``. Names follow PyTorch: ``minidl.tensor``, ``minidl.no_grad``,
-``minidl.nn.functional``...
+The autograd engine and ``Tensor``'s core live in ``minidl/tensor.py``, Tensor's methods in
+``minidl/tensor_methods.py``, the ops in ``minidl.ops`` (one file per family), the
+NumPy/CuPy switch in ``minidl.backend``, gradient checking in ``minidl.gradient_check``
+(the function is ``minidl.gradcheck``). Names follow PyTorch: ``minidl.tensor``,
+``minidl.no_grad``, ``minidl.nn.functional``...
 """
 
-from minidl.gradcheck import gradcheck
+from minidl import tensor_methods  # installs Tensor's methods before anything uses them
+from minidl.gradient_check import gradcheck
 from minidl.serialization import SerializationError, load, save
 from minidl.tensor import (
     AnomalyError,
-    Function,
     Tensor,
-    as_tensor,
     bool_,
     detect_anomaly,
     enable_grad,
     float16,
     float32,
     float64,
-    from_numpy,
     int8,
     int16,
     int32,
@@ -27,13 +26,13 @@ from minidl.tensor import (
     is_grad_enabled,
     no_grad,
     set_grad_enabled,
-    tensor,
     uint8,
 )
 from minidl.tensor_functions import (
     abs,
     allclose,
     arange,
+    as_tensor,
     cat,
     clamp,
     clip,
@@ -42,6 +41,7 @@ from minidl.tensor_functions import (
     exp,
     eye,
     flatten,
+    from_numpy,
     full,
     linspace,
     log,
@@ -62,6 +62,7 @@ from minidl.tensor_functions import (
     sqrt,
     stack,
     sum,
+    tensor,
     where,
     zeros,
     zeros_like,

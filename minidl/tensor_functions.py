@@ -10,10 +10,41 @@ import numpy as np
 
 from minidl import backend
 from minidl.ops import arithmetic, linalg, shape
-from minidl.tensor import Tensor, float32, resolve_dtype, tensor
+from minidl.tensor import Tensor, float32, host_array, resolve_dtype
 
 
 # --------------------------------------------------------------------- creation
+def tensor(
+    data: Any, dtype: Any = None, device: str | None = None, requires_grad: bool = False
+) -> Tensor:
+    """A new leaf tensor holding a copy of ``data``.
+
+    A NumPy (or CuPy) array keeps its dtype, as in PyTorch; Python floats give float32,
+    Python ints int64, bools bool."""
+    if isinstance(data, Tensor):
+        data = data.data
+    array = host_array(data, resolve_dtype(dtype))
+    device = backend.default_device() if device is None else backend.check_device(device)
+    moved = backend.to_device(array, device)
+    if moved is data:  # tensor() always copies, as in PyTorch
+        moved = moved.copy()
+    return Tensor(moved, requires_grad=requires_grad)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: str | None = None) -> Tensor:
+    """Like ``tensor`` but shares memory with a NumPy array of the right dtype and device."""
+    if isinstance(data, Tensor):
+        return data.to(*(x for x in (dtype, device) if x is not None))
+    array = host_array(data, resolve_dtype(dtype))
+    device = backend.default_device() if device is None else backend.check_device(device)
+    return Tensor(backend.to_device(array, device))
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A CPU tensor sharing memory with ``array``."""
+    return Tensor(array)
+
+
 def _make(array: np.ndarray, dtype: Any, device: str | None, requires_grad: bool) -> Tensor:
     """A leaf tensor from a host array made by a factory (float32 unless told)."""
     dtype = resolve_dtype(dtype)

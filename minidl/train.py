@@ -40,7 +40,8 @@ import numpy as np
 from minidl import backend
 from minidl.nn.module import Module
 from minidl.optim.lr_scheduler import ReduceLROnPlateau
-from minidl.tensor import Tensor, as_tensor, no_grad
+from minidl.tensor import Tensor, no_grad
+from minidl.tensor_functions import as_tensor
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

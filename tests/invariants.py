@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import minidl as md
-from minidl.gradcheck import gradcheck
+from minidl.gradient_check import gradcheck
+from minidl.tensor import Op
 
 
-def _graph_functions(out: md.Tensor) -> list[md.Function]:
+def _graph_functions(out: md.Tensor) -> list[Op]:
     found, stack, seen = [], [out], set()
     while stack:
         t = stack.pop()

@@ -242,3 +242,11 @@ def test_a_graph_is_freed_without_the_garbage_collector():
         assert fn() is None
     finally:
         gc.enable()
+
+
+def test_tensors_hash_by_identity_and_compare_elementwise():
+    from minidl.nn import Parameter
+
+    a, p = md.tensor([1.0, 2.0]), Parameter(md.tensor([1.0]))
+    assert {a: 1, p: 2}[p] == 2 and hash(a) != hash(md.tensor([1.0, 2.0]))
+    assert (a == md.tensor([1.0, 3.0])).tolist() == [True, False]

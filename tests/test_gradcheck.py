@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl.gradcheck import GradcheckError, gradcheck
-from minidl.gradcheck.__main__ import main
-from minidl.gradcheck.registry import all_cases, normal, register
-from minidl.tensor import Function
+from minidl.gradient_check import GradcheckError, gradcheck, graph_ops
+from minidl.gradient_check.__main__ import main
+from minidl.gradient_check.registry import all_cases, normal, register
+from minidl.tensor import Op
 
 
-class TransposedGrad(Function):
+class TransposedGrad(Op):
     """y = x @ w with a backward that forgets a transpose (for a square w it still has
     the right shape, and an all-ones upstream gradient would hide it)."""
 
@@ -27,7 +27,7 @@ class TransposedGrad(Function):
         return dy @ w, x.T @ dy
 
 
-class Halved(Function):
+class Halved(Op):
     """y = x^2 with dx = x (off by a factor of 2)."""
 
     def forward(self, x):
@@ -70,7 +70,7 @@ def test_gradcheck_passes_and_reports_errors():
 def _function_classes():
     import minidl.ops  # noqa: F401  (imports every op family)
 
-    found, stack = set(), [Function]
+    found, stack = set(), [Op]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
@@ -102,7 +102,7 @@ def test_report_command(capsys):
 
 
 def test_report_command_fails_on_a_broken_op(capsys):
-    from minidl.gradcheck import registry
+    from minidl.gradient_check import registry
 
     register("halved (broken on purpose)", lambda a: Halved()(a), normal((3,)))
     try:
@@ -110,3 +110,29 @@ def test_report_command_fails_on_a_broken_op(capsys):
         assert "FAIL" in capsys.readouterr().out
     finally:
         del registry.CASES["halved (broken on purpose)"]
+
+
+def test_the_package_is_not_shadowed_by_the_function():
+    import minidl.gradient_check as package
+
+    assert package.__name__ == "minidl.gradient_check" and callable(md.gradcheck)
+    assert md.gradcheck is package.gradcheck
+
+
+def test_report_filters_before_checking(monkeypatch, capsys):
+    from minidl.gradient_check.registry import Case
+
+    checked = []
+    original = Case.check
+
+    def spy(self, *args, **kwargs):
+        checked.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Case, "check", spy)
+    assert main(["--op", "matmul"]) == 0
+    cases = all_cases()
+    assert 0 < len(checked) < len(cases) / 2  # only the matching cases were checked
+    for name in checked:
+        ops = graph_ops(cases[name].fn(*cases[name].inputs(0)))
+        assert "matmul" in (name + " ".join(ops)).lower()

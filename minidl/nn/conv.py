@@ -18,7 +18,8 @@ from minidl.nn.linear import empty_parameter
 from minidl.nn.module import Module
 from minidl.ops import conv as conv_ops
 from minidl.ops.im2col import SPATIAL, as_tuple
-from minidl.tensor import Tensor, tensor
+from minidl.tensor import Tensor
+from minidl.tensor_functions import tensor
 
 _PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Function, Tensor, is_grad_enabled
+from minidl.tensor import Op, Tensor, is_grad_enabled
 
 
 def call_with_hooks(module: Any, args: tuple, kwargs: dict) -> Any:
@@ -194,7 +194,7 @@ def _checked(module: Any, what: str, replaced: Any, expected: tuple) -> tuple:
     return replaced
 
 
-class HookGate(Function):
+class HookGate(Op):
     """s = 0 (a placeholder scalar joining x_1..x_n);  dx_1..dx_n = the gradients the taps
     collected, after the module's hooks (identity when there are none).
 
@@ -215,7 +215,7 @@ class HookGate(Function):
         return tuple(None if g is None else g.data for g in out)
 
 
-class HookTap(Function):
+class HookTap(Op):
     """y = x_k (the k-th tensor given to the gate), computed from the placeholder s;
     ds = 0, and dy is handed to the gate."""
 

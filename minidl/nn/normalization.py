@@ -14,8 +14,8 @@ from minidl.nn import functional as F
 from minidl.nn import init
 from minidl.nn.linear import empty_parameter
 from minidl.nn.module import Module
-from minidl.tensor import Tensor, int64, resolve_dtype, tensor
-from minidl.tensor_functions import ones, zeros
+from minidl.tensor import Tensor, int64, resolve_dtype
+from minidl.tensor_functions import ones, tensor, zeros
 
 
 class _BatchNorm(Module):

@@ -8,7 +8,8 @@ from minidl.nn import functional as F
 from minidl.nn import init
 from minidl.nn.linear import empty_parameter
 from minidl.nn.module import Module, Parameter
-from minidl.tensor import Tensor, no_grad, tensor
+from minidl.tensor import Tensor, no_grad
+from minidl.tensor_functions import tensor
 
 
 class Embedding(Module):

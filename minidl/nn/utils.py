@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterable
 
 from minidl import backend
-from minidl.tensor import Tensor, tensor
-from minidl.tensor_functions import cat
+from minidl.tensor import Tensor
+from minidl.tensor_functions import cat, tensor
 
 TensorsT = Tensor | Iterable[Tensor]
 

@@ -1,4 +1,4 @@
-"""The ops, one file per family. Each op is a ``Function`` with ``forward`` and
+"""The ops, one file per family. Each op is an ``Op`` (minidl/tensor.py) with ``forward`` and
 ``backward`` side by side; ``minidl.nn.functional`` and ``Tensor`` methods call them."""
 
 from minidl.ops import (

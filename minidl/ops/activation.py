@@ -11,10 +11,10 @@ from typing import Any
 
 from minidl import backend
 from minidl.ops.broadcasting import normalize_axis
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class ReLU(Function):
+class ReLU(Op):
     """y = max(x, 0);  dx = dy where x > 0 (0 at x = 0)"""
 
     def forward(self, x: Any) -> Any:
@@ -27,7 +27,7 @@ class ReLU(Function):
         return dy * (y > 0)
 
 
-class LeakyReLU(Function):
+class LeakyReLU(Op):
     """y = x if x > 0 else slope * x;  dx = dy if x > 0 else slope * dy"""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -43,7 +43,7 @@ class LeakyReLU(Function):
         return self.xp.where(positive, dy, self.slope * dy)
 
 
-class ELU(Function):
+class ELU(Op):
     """y = x if x > 0 else alpha (exp(x) - 1);  dx = dy if x > 0 else dy (y + alpha)
     (so elu'(0) = alpha, as in PyTorch)"""
 
@@ -60,7 +60,7 @@ class ELU(Function):
         return self.xp.where(x > 0, dy, dy * (y + self.alpha))
 
 
-class GELU(Function):
+class GELU(Op):
     """y = x Phi(x), Phi the standard normal CDF;  dx = dy (Phi(x) + x phi(x)).
 
     ``approximate="tanh"``: y = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
@@ -95,7 +95,7 @@ def _normal_cdf(x: Any) -> Any:
     return 0.5 * (1 + backend.erf(x / math.sqrt(2)))
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     """y = 1 / (1 + exp(-x));  dx = dy y (1 - y)
 
     Computed as exp(min(x, 0)) / (1 + exp(-|x|)) so that no exp overflows."""
@@ -117,7 +117,7 @@ def sigmoid_array(x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-class Tanh(Function):
+class Tanh(Op):
     """y = tanh(x);  dx = dy (1 - y^2)"""
 
     def forward(self, x: Any) -> Any:
@@ -130,7 +130,7 @@ class Tanh(Function):
         return dy * (1 - y * y)
 
 
-class Softplus(Function):
+class Softplus(Op):
     """y = log(1 + exp(beta x)) / beta (y = x where beta x > threshold);
     dx = dy sigmoid(beta x) (dy where beta x > threshold)"""
 
@@ -148,7 +148,7 @@ class Softplus(Function):
         return self.xp.where(bx > self.threshold, dy, dy * sigmoid_array(bx))
 
 
-class Softmax(Function):
+class Softmax(Op):
     """y_i = exp(x_i) / sum_j exp(x_j) along ``axis``;  dx = y (dy - sum_j dy_j y_j)"""
 
     def __init__(self, axis: int = -1) -> None:
@@ -166,7 +166,7 @@ class Softmax(Function):
         return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     """y_i = x_i - logsumexp(x) along ``axis``;  dx = dy - softmax(x) sum_j dy_j"""
 
     def __init__(self, axis: int = -1) -> None:

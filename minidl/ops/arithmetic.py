@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class Add(Function):
+class Add(Op):
     """y = a + b;  da = dy,  db = dy"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -24,7 +24,7 @@ class Add(Function):
         return unbroadcast(dy, self.shapes[0]), unbroadcast(dy, self.shapes[1])
 
 
-class Sub(Function):
+class Sub(Op):
     """y = a - b;  da = dy,  db = -dy"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -36,7 +36,7 @@ class Sub(Function):
         return unbroadcast(dy, self.shapes[0]), unbroadcast(-dy, self.shapes[1])
 
 
-class Mul(Function):
+class Mul(Op):
     """y = a * b;  da = dy * b,  db = dy * a"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -51,7 +51,7 @@ class Mul(Function):
         return da, db
 
 
-class Div(Function):
+class Div(Op):
     """y = a / b;  da = dy / b,  db = -dy * a / b**2"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -66,7 +66,7 @@ class Div(Function):
         return da, db
 
 
-class Neg(Function):
+class Neg(Op):
     """y = -x;  dx = -dy"""
 
     def forward(self, x: Any) -> Any:
@@ -76,7 +76,7 @@ class Neg(Function):
         return -dy
 
 
-class PowScalar(Function):
+class PowScalar(Op):
     """y = x ** p for a constant p;  dx = dy * p * x ** (p - 1)  (0 when p = 0)"""
 
     def __init__(self, exponent: float) -> None:
@@ -94,7 +94,7 @@ class PowScalar(Function):
         return dy * p * x ** (p - 1)
 
 
-class Pow(Function):
+class Pow(Op):
     """y = a ** b;  da = dy * b * a ** (b - 1),  db = dy * y * log(a)"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -110,7 +110,7 @@ class Pow(Function):
         return da, db
 
 
-class Exp(Function):
+class Exp(Op):
     """y = exp(x);  dx = dy * y"""
 
     def forward(self, x: Any) -> Any:
@@ -123,7 +123,7 @@ class Exp(Function):
         return dy * y
 
 
-class Log(Function):
+class Log(Op):
     """y = log(x);  dx = dy / x"""
 
     def forward(self, x: Any) -> Any:
@@ -135,7 +135,7 @@ class Log(Function):
         return dy / x
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     """y = sqrt(x);  dx = dy / (2 y)"""
 
     def forward(self, x: Any) -> Any:
@@ -148,7 +148,7 @@ class Sqrt(Function):
         return dy / (2 * y)
 
 
-class Abs(Function):
+class Abs(Op):
     """y = |x|;  dx = dy * sign(x)  (0 at x = 0, as in PyTorch)"""
 
     def forward(self, x: Any) -> Any:
@@ -160,7 +160,7 @@ class Abs(Function):
         return dy * self.xp.sign(x)
 
 
-class Clip(Function):
+class Clip(Op):
     """y = min(max(x, lo), hi);  dx = dy where lo <= x <= hi, else 0 (bounds included,
     as in PyTorch's clamp)"""
 
@@ -183,7 +183,7 @@ class Clip(Function):
         return dy * inside
 
 
-class Maximum(Function):
+class Maximum(Op):
     """y = max(a, b);  da = dy where a > b, db = dy where b > a; ties split dy in half
     (as in PyTorch)"""
 
@@ -198,7 +198,7 @@ class Maximum(Function):
         return unbroadcast(dy * share_a, a.shape), unbroadcast(dy * (1 - share_a), b.shape)
 
 
-class Minimum(Function):
+class Minimum(Op):
     """y = min(a, b);  da = dy where a < b, db = dy where b < a; ties split dy in half"""
 
     def forward(self, a: Any, b: Any) -> Any:
@@ -212,7 +212,7 @@ class Minimum(Function):
         return unbroadcast(dy * share_a, a.shape), unbroadcast(dy * (1 - share_a), b.shape)
 
 
-class Where(Function):
+class Where(Op):
     """y = a where cond else b;  da = dy where cond, db = dy elsewhere (cond: no gradient)"""
 
     def forward(self, cond: Any, a: Any, b: Any) -> Any:
@@ -229,7 +229,7 @@ class Where(Function):
         return None, da, db
 
 
-class Cast(Function):
+class Cast(Op):
     """y = x as another dtype;  dx = dy as x's dtype"""
 
     def __init__(self, dtype: Any) -> None:
@@ -244,7 +244,7 @@ class Cast(Function):
         return dy.astype(self.source)
 
 
-class Clone(Function):
+class Clone(Op):
     """y = a copy of x;  dx = dy"""
 
     def forward(self, x: Any) -> Any:

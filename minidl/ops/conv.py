@@ -33,7 +33,7 @@ from minidl.ops.im2col import (
     to_batch_last,
     windows,
 )
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Op, Tensor
 
 
 def conv_pads(
@@ -131,7 +131,7 @@ def _bias_grad(dy: Any) -> Any:
     return dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
-class Conv(Function):
+class Conv(Op):
     """N-d convolution (cross-correlation), N = 1, 2, 3, in ``groups`` groups.
 
     x: (N, C_in, *S), w: (C_out, C_in/g, *k), b: (C_out,) -> y: (N, C_out, *O),
@@ -210,7 +210,7 @@ def transposed_size(
     return out
 
 
-class ConvTranspose(Function):
+class ConvTranspose(Op):
     """N-d transposed convolution: the adjoint of ``Conv`` with the same settings.
 
     x: (N, C_in, *S), w: (C_in, C_out/g, *k), b: (C_out,) -> y: (N, C_out, *O),

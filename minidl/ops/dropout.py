@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, dtype: Any, device: str) -> Any:
@@ -24,7 +24,7 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: Any, device: str) -> A
     return backend.to_device(mask, device)
 
 
-class Dropout(Function):
+class Dropout(Op):
     """y = x * mask;  dx = dy * mask
 
     x: any shape; mask: broadcastable to x (the same shape for elementwise dropout,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Op, Tensor
 
 
-class Embedding(Function):
+class Embedding(Op):
     """y = weight[indices]
 
     weight: (V, D), indices: (*) ints in [0, V) -> y: (*, D).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import broadcast_shape, check_same_dtype, unbroadcast
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class MatMul(Function):
+class MatMul(Op):
     """y = a @ b  (NumPy/PyTorch matmul: batched, broadcast, 1-D operands promoted)
 
     a: (..., n, k), b: (..., k, m) -> y: (..., n, m);  da = dy @ b^T,  db = a^T @ dy.

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import check_same_dtype
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class Linear(Function):
+class Linear(Op):
     """y = x @ W^T + b
 
     x: (*, in), W: (out, in), b: (out,) (optional) -> y: (*, out).

@@ -8,10 +8,10 @@ from typing import Any
 
 from minidl.ops.activation import sigmoid_array
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class PairLoss(Function):
+class PairLoss(Op):
     """A loss of (prediction, target) pairs of the same shape; ``da = -db``."""
 
     _abstract = True  # a base for the ops below, not an op itself
@@ -70,7 +70,7 @@ class SmoothL1(PairLoss):
         return self.xp.where(self.xp.abs(d) < self.beta, d / self.beta, self.xp.sign(d))
 
 
-class NLL(Function):
+class NLL(Op):
     """Negative log-likelihood of class indices, with class weights, ignore_index and
     label smoothing (as ``torch.nn.functional.cross_entropy`` on log-probabilities).
 
@@ -122,7 +122,7 @@ class NLL(Function):
         return -coef * (dy * self.scale), None
 
 
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(Op):
     """y = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 (as in PyTorch);
     dp = dy (p - t) / max(p (1 - p), 1e-12)"""
 
@@ -147,7 +147,7 @@ class BinaryCrossEntropy(Function):
         return dp, dt
 
 
-class BinaryCrossEntropyWithLogits(Function):
+class BinaryCrossEntropyWithLogits(Op):
     """y = -(pw t log s(x) + (1 - t) log(1 - s(x))), s the sigmoid, pw the positive weight;
     computed as (1 - t) x + (1 + (pw - 1) t) (log(1 + exp(-|x|)) + max(-x, 0)), finite for
     any x;  dx = dy (s(x) (pw t + 1 - t) - pw t)"""
@@ -174,7 +174,7 @@ class BinaryCrossEntropyWithLogits(Function):
         return dx, dt, None
 
 
-class KLDiv(Function):
+class KLDiv(Op):
     """y = p (log p - x), p the target (0 where p = 0), x = log q the input;
     dx = -p dy;  dp = (log p + 1 - x) dy.  With ``log_target`` the target is log p:
     y = exp(lp) (lp - x), dlp = exp(lp) (lp - x + 1) dy."""
@@ -206,7 +206,7 @@ class KLDiv(Function):
         return dx, dt
 
 
-class GaussianKL(Function):
+class GaussianKL(Op):
     """KL(N(mu, exp(logvar)) || N(0, 1)) per element, the VAE's regulariser:
     y = -1/2 (1 + logvar - mu^2 - exp(logvar));  dmu = mu dy,
     dlogvar = 1/2 (exp(logvar) - 1) dy"""

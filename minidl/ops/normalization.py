@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from minidl.ops.broadcasting import check_same_dtype
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
 def _standardize(x: Any, axes: tuple[int, ...], eps: float, xp: Any) -> tuple[Any, ...]:
@@ -49,7 +49,7 @@ def _normalized_backward(g: Any, xhat: Any, scale: Any, axes: tuple[int, ...]) -
     return (g - mean_g - xhat * mean_g_xhat) * scale
 
 
-class BatchNorm(Function):
+class BatchNorm(Op):
     """Batch normalisation over every axis but the channel axis 1.
 
     x: (N, C, *) -> y: (N, C, *); weight, bias: (C,) (optional); running_mean,
@@ -119,7 +119,7 @@ def _channel(v: Any) -> Any:
     return None if v is None else v.reshape(1, -1, 1)
 
 
-class LayerNorm(Function):
+class LayerNorm(Op):
     """Layer normalisation over the last k axes.
 
     x: (*, *normalized_shape) -> y: same shape; weight, bias: normalized_shape (optional).

@@ -33,7 +33,7 @@ from minidl.ops.im2col import (
     to_batch_last,
     windows,
 )
-from minidl.tensor import Function, Tensor, float64
+from minidl.tensor import Op, Tensor, float64
 
 
 def _check_rank(op: str, x: Any, dims: int) -> None:
@@ -69,7 +69,7 @@ def pool_windows(
     return windows(op, size, kernel, stride, dilation, tuple(pads))
 
 
-class MaxPool(Function):
+class MaxPool(Op):
     """Max pooling over windows of ``kernel_size`` (padding counts as -inf).
 
     x: (N, C, *S) -> y: (N, C, *O),  y[n, c, p] = max_j x_pad[n, c, p s + j d];
@@ -160,7 +160,7 @@ class MaxPool(Function):
         return flat
 
 
-class AvgPool(Function):
+class AvgPool(Op):
     """Average pooling over windows of ``kernel_size``.
 
     x: (N, C, *S) -> y: (N, C, *O),  y[n, c, p] = sum_j x_pad[n, c, p s + j] / D[p];
@@ -242,7 +242,7 @@ class AvgPool(Function):
         return backend.to_device(divisor.astype(dtype), device)
 
 
-class Resample(Function):
+class Resample(Op):
     """A linear map along each spatial axis: y = x x_1 A_1 x_2 A_2 ... (mode-i products).
 
     x: (N, C, *S) -> y: (N, C, *O), A_i: (O_i, S_i) or None (identity);
@@ -288,7 +288,7 @@ def _is_identity(a: np.ndarray | None) -> bool:
     return a is not None and a.shape[0] == a.shape[1] and np.array_equal(a, np.eye(len(a)))
 
 
-class NearestRepeat(Function):
+class NearestRepeat(Op):
     """Nearest upsampling by integer factors r: every element repeated r_i times on axis i.
 
     x: (N, C, *S) -> y: (N, C, *(S r)),  y[n, c, p] = x[n, c, p // r];

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Op, Tensor
 
 
 def _along(value: Any, axis: int | None, ndim: int) -> Any:
@@ -47,7 +47,7 @@ def _check_range(op: str, quant_min: int, quant_max: int) -> None:
         raise ValueError(f"{op}: quant_min {quant_min} must be below quant_max {quant_max}")
 
 
-class FakeQuantizeAffine(Function):
+class FakeQuantizeAffine(Op):
     """y = (clamp(round(x / s) + z, qmin, qmax) - z) * s with fixed s, z (per tensor, or
     (C,) arrays along ``axis``). x: any shape -> y: same shape.
     dx = dy * [qmin <= round(x / s) + z <= qmax]  (the straight-through estimator).
@@ -72,7 +72,7 @@ class FakeQuantizeAffine(Function):
         return dy * inside
 
 
-class FakeQuantizeLearnable(Function):
+class FakeQuantizeLearnable(Op):
     """LSQ fake quantization with learnable scale and zero point.
 
     x: any shape, scale and zero_point: () (per tensor) or (C,) along ``axis`` -> y: x's

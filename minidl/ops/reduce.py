@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import normalize_axis
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
 def restore_dims(dy: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None) -> Any:
@@ -29,7 +29,7 @@ def reduced_count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
     return count
 
 
-class Reduction(Function):
+class Reduction(Op):
     """Holds the axes and ``keepdims`` of a reduction, normalised when forward sees x."""
 
     _abstract = True  # a base for the ops below, not an op itself

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
 def _steps(length: int, reverse: bool) -> range:
@@ -114,7 +114,7 @@ def _bias_grads(needs: tuple[bool, ...], first: int, db_ih: Any, db_hh: Any) -> 
     return (db_ih if needs[first] else None, db_hh if needs[first + 1] else None)
 
 
-class RNNLayer(Function):
+class RNNLayer(Op):
     """Elman RNN layer: h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu.
 
     x: (L, N, I); h0: (N, H); w_ih: (H, I); w_hh: (H, H); b_ih, b_hh: (H,) (both or
@@ -182,7 +182,7 @@ class RNNLayer(Function):
 _LSTM_ORDER = (0, 1, 3, 2)
 
 
-class LSTMLayer(Function):
+class LSTMLayer(Op):
     """LSTM layer (PyTorch's gate order i, f, g, o in the parameters).
 
     x: (L, N, I); h0, c0: (N, H); w_ih: (4H, I); w_hh: (4H, H); b_ih, b_hh: (4H,) (both or
@@ -294,7 +294,7 @@ class LSTMLayer(Function):
         )
 
 
-class GRULayer(Function):
+class GRULayer(Op):
     """GRU layer (PyTorch's gate order r, z, n).
 
     x: (L, N, I); h0: (N, H); w_ih: (3H, I); w_hh: (3H, H); b_ih, b_hh: (3H,) (both or

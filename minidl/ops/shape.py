@@ -7,10 +7,10 @@ from typing import Any
 
 from minidl import backend
 from minidl.ops.broadcasting import normalize_axis, unbroadcast
-from minidl.tensor import Function, Tensor
+from minidl.tensor import Op, Tensor
 
 
-class Reshape(Function):
+class Reshape(Op):
     """y = x viewed as ``shape`` (one entry may be -1);  dx = dy reshaped to x's shape"""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -29,7 +29,7 @@ class Reshape(Function):
         return dy.reshape(self.source)
 
 
-class Permute(Function):
+class Permute(Op):
     """y = x with axes reordered: y.shape[i] = x.shape[perm[i]];  dx = dy permuted back"""
 
     def __init__(self, perm: tuple[int, ...]) -> None:
@@ -47,7 +47,7 @@ class Permute(Function):
         return dy.transpose(inverse)
 
 
-class BroadcastTo(Function):
+class BroadcastTo(Op):
     """y = x repeated along stretched or new leading axes;  dx = dy summed over them"""
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -64,7 +64,7 @@ class BroadcastTo(Function):
         return unbroadcast(dy, self.source)
 
 
-class Concat(Function):
+class Concat(Op):
     """y = [x_1, ..., x_k] joined along ``axis``;  dx_i = the slice of dy where x_i went"""
 
     def __init__(self, axis: int = 0) -> None:
@@ -87,7 +87,7 @@ class Concat(Function):
         return tuple(self.xp.split(dy, bounds, axis=self.axis))
 
 
-class Stack(Function):
+class Stack(Op):
     """y = [x_1, ..., x_k] stacked on a new ``axis``;  dx_i = dy indexed at i on that axis"""
 
     def __init__(self, axis: int = 0) -> None:
@@ -103,7 +103,7 @@ class Stack(Function):
         return tuple(self.xp.moveaxis(dy, self.axis, 0))
 
 
-class Pad(Function):
+class Pad(Op):
     """y = x with ``widths`` [(before, after) per axis] of ``value`` around it;
     dx = the interior of dy"""
 
@@ -138,7 +138,7 @@ def _is_basic(index: Any) -> bool:
     return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
 
 
-class GetItem(Function):
+class GetItem(Op):
     """y = x[index];  dx = zeros with dy added at the indexed places (repeats summed)"""
 
     def __init__(self, index: Any) -> None:
@@ -164,7 +164,7 @@ def _is_boolean_mask(index: Any) -> bool:
     return getattr(index, "dtype", None) is not None and index.dtype.kind == "b"
 
 
-class ToDevice(Function):
+class ToDevice(Op):
     """y = x copied to another device;  dx = dy copied back"""
 
     def __init__(self, device: str) -> None:

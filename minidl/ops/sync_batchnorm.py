@@ -25,10 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.normalization import _affine, _channel
-from minidl.tensor import Function
+from minidl.tensor import Op
 
 
-class SyncBatchNorm(Function):
+class SyncBatchNorm(Op):
     """Training-mode BatchNorm over every axis but 1, with statistics over all ranks.
 
     x: (N_r, C, *) -> y: same shape; weight, bias: (C,) (optional); running_mean,

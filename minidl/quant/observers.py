@@ -39,7 +39,8 @@ from minidl.quant.affine import (
     quant_range,
     quint8,
 )
-from minidl.tensor import Tensor, float32, tensor
+from minidl.tensor import Tensor, float32
+from minidl.tensor_functions import tensor
 
 
 class ObserverBase(Module):

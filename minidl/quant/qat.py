@@ -35,7 +35,8 @@ from minidl.ops.quant import (
 )
 from minidl.quant.affine import is_per_channel, is_symmetric
 from minidl.quant.observers import MovingAverageMinMaxObserver
-from minidl.tensor import Tensor, int32, no_grad, tensor
+from minidl.tensor import Tensor, int32, no_grad
+from minidl.tensor_functions import tensor
 
 
 class _FakeQuantizeBase(Module):

@@ -54,7 +54,8 @@ from minidl.quant.affine import (
 from minidl.quant.integer import conv_int32, linear_int32, quantize_bias, requantize
 from minidl.quant.qat import QAT_CONV, QATLinear, _QATConv
 from minidl.quant.qconfig import QConfig, default_per_channel_qconfig, default_qat_qconfig
-from minidl.tensor import Tensor, float32, int32, no_grad, tensor
+from minidl.tensor import Tensor, float32, int32, no_grad
+from minidl.tensor_functions import tensor
 from minidl.train import batch_to_tensors
 
 

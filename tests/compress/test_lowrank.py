@@ -23,7 +23,7 @@ from minidl.compress import (
     rank_for_energy,
     singular_values,
 )
-from minidl.gradcheck import gradcheck
+from minidl.gradient_check import gradcheck
 
 
 def _product(layer: nn.Module) -> np.ndarray:

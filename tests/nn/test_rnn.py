@@ -18,8 +18,8 @@ from strategies import seeds
 
 import minidl as md
 from minidl import nn
-from minidl.gradcheck import gradcheck
-from minidl.gradcheck.cases_rnn import with_parameters
+from minidl.gradient_check import gradcheck
+from minidl.gradient_check.cases_rnn import with_parameters
 from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
 
 LAYERS = {"RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}

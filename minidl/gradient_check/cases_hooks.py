@@ -4,7 +4,7 @@ gradients flow through the gates unchanged when the hooks only observe."""
 from __future__ import annotations
 
 from minidl import nn as _nn
-from minidl.gradcheck.registry import normal, register
+from minidl.gradient_check.registry import normal, register
 
 
 class _TwoInTwoOut(_nn.Module):

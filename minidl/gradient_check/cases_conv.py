@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from minidl import nn
-from minidl.gradcheck.registry import distinct, normal, register
+from minidl.gradient_check.registry import distinct, normal, register
 from minidl.nn import functional as F
 from minidl.tensor import Tensor, float64
 

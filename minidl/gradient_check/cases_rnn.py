@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import minidl as md
-from minidl.gradcheck.registry import normal, register
+from minidl.gradient_check.registry import normal, register
 from minidl.nn.module import Module
 from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer

@@ -11,7 +11,7 @@ import numpy as np
 
 import minidl as md
 from minidl import nn as _nn
-from minidl.gradcheck.registry import normal, register
+from minidl.gradient_check.registry import normal, register
 from minidl.nn import functional as F
 
 

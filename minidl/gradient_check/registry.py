@@ -1,7 +1,7 @@
 """The registry of gradient-check cases: every op registers at least one.
 
 A case is a function of tensors and a recipe for its float64 sample inputs. The test
-suite checks that every ``Function`` subclass in minidl appears in the graph of some case,
+suite checks that every ``Op`` subclass in minidl appears in the graph of some case,
 so no op can exist without a check.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
-from minidl.gradcheck import GradcheckResult, gradcheck
+from minidl.gradient_check import GradcheckResult, gradcheck
 from minidl.tensor import Tensor
 
 InputMaker = Callable[[np.random.Generator], Sequence[np.ndarray]]
@@ -77,15 +77,15 @@ def register(
 
 def all_cases() -> dict[str, Case]:
     """Every registered case, after importing the modules that register them: every
-    ``minidl/gradcheck/cases*.py`` (one per family of ops and layers)."""
+    ``minidl/gradient_check/cases*.py`` (one per family of ops and layers)."""
     import importlib
     import pkgutil
 
-    # importlib, not `import minidl.gradcheck`: that name is also the gradcheck function.
-    package = importlib.import_module("minidl.gradcheck")
+    import minidl.gradient_check as package
+
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("cases"):
-            importlib.import_module(f"minidl.gradcheck.{info.name}")
+            importlib.import_module(f"minidl.gradient_check.{info.name}")
     return CASES
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import minidl as md
 from minidl import nn as _nn
 from minidl.compress import LowRankConv, LowRankLinear
-from minidl.gradcheck.registry import normal, register
+from minidl.gradient_check.registry import normal, register
 from minidl.ops.quant import (
     fake_quantize_learnable,
     fake_quantize_per_channel_affine,

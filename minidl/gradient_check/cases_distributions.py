@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import minidl as md
 from minidl.distributions import Normal, kl_divergence
-from minidl.gradcheck.registry import normal, positive, register
+from minidl.gradient_check.registry import normal, positive, register
 
 
 def _rsample(loc: md.Tensor, scale: md.Tensor) -> md.Tensor:

@@ -8,7 +8,7 @@ against one process (the global statistics and their gradient).
 from __future__ import annotations
 
 from minidl.distributed.comm import Communicator
-from minidl.gradcheck.registry import normal, register
+from minidl.gradient_check.registry import normal, register
 from minidl.nn.sync_batchnorm import sync_batch_norm
 
 _ONE = Communicator()  # a world of one, without MPI

@@ -14,7 +14,7 @@ import numpy as np
 import minidl as md
 from minidl import backend
 from minidl import nn as _nn
-from minidl.gradcheck.registry import normal, register, with_ints
+from minidl.gradient_check.registry import normal, register, with_ints
 from minidl.nn import functional as F
 from minidl.ops.dropout import Dropout
 

@@ -6,8 +6,8 @@ gradient of ``sum(fn(x) * g)`` from ``backward`` with central differences
 
     d/dx_i sum(fn(x) * g) ~ (sum(fn(x + eps e_i) * g) - sum(fn(x - eps e_i) * g)) / (2 eps)
 
-for every element of every input that requires grad. ``minidl.gradcheck.registry`` holds
-one or more sample cases per op; ``python -m minidl.gradcheck`` checks them all.
+for every element of every input that requires grad. ``minidl.gradient_check.registry`` holds
+one or more sample cases per op; ``python -m minidl.gradient_check`` checks them all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Tensor, float64, no_grad, tensor
+from minidl.tensor import Tensor, float64, no_grad
+from minidl.tensor_functions import tensor
 
 
 class GradcheckError(AssertionError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import minidl as md
-from minidl.gradcheck.registry import (
+from minidl.gradient_check.registry import (
     away_from_zero,
     distinct,
     normal,
