@@ -46,11 +46,16 @@ from .transforms import (
     RandomRotation,
     RandomVerticalFlip,
     Resize,
+    ToTensor,
     to_float_chw,
 )
+from .vision import CIFAR10, MNIST, FashionMNIST, VisionDataset
+from .vocab import Vocab, basic_english, build_vocab_from_iterator, get_tokenizer
 from .worker import WorkerInfo, get_worker_info
 
 __all__ = [
+    "CIFAR10",
+    "MNIST",
     "BatchSampler",
     "CharVocab",
     "ColorJitter",
@@ -61,6 +66,7 @@ __all__ = [
     "DataNotFoundError",
     "Dataset",
     "DistributedSampler",
+    "FashionMNIST",
     "GaussianNoise",
     "ImageFolder",
     "LabeledData",
@@ -79,8 +85,13 @@ __all__ = [
     "SubsetRandomSampler",
     "TabularData",
     "TensorDataset",
+    "ToTensor",
+    "VisionDataset",
+    "Vocab",
     "WeightedRandomSampler",
     "WorkerInfo",
+    "basic_english",
+    "build_vocab_from_iterator",
     "cache_root",
     "cached_arrays",
     "class_weights",
@@ -88,6 +99,7 @@ __all__ = [
     "decode_image",
     "default_collate",
     "fetch",
+    "get_tokenizer",
     "get_worker_info",
     "load_adbench",
     "load_cifar10",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,10 +58,20 @@ class ImageFolder(Dataset):
     `root` to use (e.g. 'train'). Classes are the sorted sub-folder names, as torchvision.
     An archive is read once and its (compressed) image bytes kept in memory; a folder is read
     file by file. Item i is ``(image, class index)``, image (H, W, C) uint8 ((H, W) for
-    mode 'L').
+    mode 'L'), passed through ``transform`` and ``target_transform`` when given (as
+    torchvision's, e.g. ``transform=ToTensor()``).
     """
 
-    def __init__(self, root: str | os.PathLike, subdir: str = "", mode: str | None = "RGB") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        subdir: str = "",
+        mode: str | None = "RGB",
+        *,
+        transform: Callable[[np.ndarray], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+    ) -> None:
+        self.transform, self.target_transform = transform, target_transform
         self.root = Path(root)
         self.subdir = subdir.strip("/")
         self.mode = mode
@@ -91,7 +103,15 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, target = self._decoded(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, int]:
         key, target = self.samples[index]
         if self._blobs is not None:
             data = self._blobs[key]
@@ -102,7 +122,7 @@ class ImageFolder(Dataset):
     def to_arrays(self) -> LabeledData:
         """Decode every image: data (N, H, W, C) uint8 (or (N, H, W)), targets (N,) int64.
         All images must have the same size; the first one that differs is named."""
-        images = [self[i][0] for i in range(len(self))]
+        images = [self._decoded(i)[0] for i in range(len(self))]
         first = images[0].shape
         for (key, _), image in zip(self.samples, images):
             if image.shape != first:

@@ -68,6 +68,18 @@ class Transform:
         raise NotImplementedError(f"{type(self).__name__} must define forward")
 
 
+class ToTensor:
+    """One image as torchvision's ToTensor makes it, as a NumPy array: (H, W) or (H, W, C)
+    uint8 -> (C, H, W) float32 in [0, 1] (floats are only moved, not scaled). The engine
+    tensor is made from the batch by the training loop."""
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.ndim not in (2, 3):
+            raise ValueError(f"ToTensor expects (H, W) or (H, W, C), got shape {image.shape}")
+        return to_float_chw(image[None])[0]
+
+
 class Compose:
     """Apply transforms one after another."""
 
