@@ -16,6 +16,7 @@ one way: this file imports no op, the ops import this file, tensor_methods impor
 from __future__ import annotations
 
 import contextlib
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,6 +48,9 @@ def resolve_dtype(dtype: Any) -> np.dtype | None:
 # --------------------------------------------------------------------- grad mode
 _grad_enabled = True
 _anomaly_mode = False
+# Objects watching every op's forward and backward (minidl.autograd.trace): empty unless a
+# tracer is active, so outside one an op pays a falsy check for them.
+_observers: list[Any] = []
 
 
 @contextlib.contextmanager
@@ -76,7 +80,10 @@ def is_grad_enabled() -> bool:
 
 @contextlib.contextmanager
 def detect_anomaly() -> Iterator[None]:
-    """Check every op's output and every gradient for NaN/Inf; raise naming the first op."""
+    """Check every op's output and every gradient for NaN/Inf; raise naming the first op.
+
+    Each op also records where in the user's code it was created, and a NaN/Inf in its
+    backward shows that forward traceback, as PyTorch does."""
     global _anomaly_mode
     previous, _anomaly_mode = _anomaly_mode, True
     try:
@@ -94,7 +101,18 @@ def _check_finite(op: Op, array: Any, what: str) -> None:
     if xp.issubdtype(array.dtype, xp.floating) and not bool(xp.isfinite(array).all()):
         bad = "NaN" if bool(xp.isnan(array).any()) else "Inf"
         shapes = ", ".join(str(t.shape) for t in op.inputs) if op.inputs else "?"
-        raise AnomalyError(f"{op.name} produced {bad} in its {what} (inputs of shapes {shapes})")
+        message = f"{op.name} produced {bad} in its {what} (inputs of shapes {shapes})"
+        stack = getattr(op, "_forward_stack", None)
+        if stack:
+            message += "\nTraceback of the forward call that created the op:\n"
+            message += "".join(traceback.format_list(stack)).rstrip()
+        raise AnomalyError(message)
+
+
+def _notify(event: str, *args: Any) -> None:
+    """Tell every observer (a ``minidl.autograd.trace``) that an op starts or ends."""
+    for observer in tuple(_observers):
+        getattr(observer, event)(*args)
 
 
 # --------------------------------------------------------------------- the op
@@ -123,9 +141,12 @@ class Op:
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         record = self.differentiable and _grad_enabled and any(self.needs_input_grad)
         self._saved: tuple = ()
+        if _observers:
+            _notify("before_forward", self, tensors)
         out = Tensor(self.forward(*[t.data for t in tensors]))
         if _anomaly_mode:
             self.inputs = tensors
+            self._forward_stack = traceback.extract_stack()[:-1]  # the user's code, to here
             _check_finite(self, out.data, "output")
         if record:
             self.inputs = tensors
@@ -134,6 +155,8 @@ class Op:
             self._watch_saved(tensors, out)
         else:
             self._saved = ()
+        if _observers:
+            _notify("after_forward", self, tensors, out)
         return out
 
     def forward(self, *arrays: Any) -> Any:
@@ -220,9 +243,13 @@ def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
                 f"{fn.name}: trying to backward through the graph a second time; "
                 "pass retain_graph=True to the first backward"
             )
+        if _observers:
+            _notify("before_backward", fn, g)
         input_grads = fn.backward(g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        if _observers:
+            _notify("after_backward", fn, g, input_grads)
         for t, needs, ig in zip(fn.inputs, fn.needs_input_grad, input_grads):
             if not needs or ig is None:
                 continue
