@@ -138,3 +138,53 @@ def test_non_persistent_workers_are_new_each_epoch():
     pids = [{int(p) for b in loader for p in b[3]} for _ in range(2)]
     assert pids[0] != pids[1]
     assert _no_children_left()
+
+
+def test_spawned_workers_need_only_picklable_pieces():
+    from minidl.data import TensorDataset
+
+    ds = TensorDataset(np.arange(7))
+    loader = DataLoader(ds, batch_size=3, num_workers=1, multiprocessing_context="spawn")
+    assert [b[0].tolist() for b in loader] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+ORPHAN = """
+import os
+from minidl.data import DataLoader, Dataset
+
+class Pid(Dataset):
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        return os.getpid()
+
+loader = DataLoader(Pid(), batch_size=2, num_workers=2, persistent_workers=True)
+print(" ".join(str(int(p)) for b in loader for p in b), flush=True)
+os._exit(0)  # no clean-up at all: the workers must notice and leave on their own
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\tZ" not in next(line for line in f if line.startswith("State:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the workers")
+def test_workers_of_a_dead_main_process_exit_on_their_own():
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHAN], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    pids = {int(p) for p in done.stdout.split()}
+    assert len(pids) == 2, done.stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)
