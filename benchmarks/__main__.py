@@ -2,6 +2,7 @@
 
     python -m benchmarks [--only W1,W3] [--steps N] [--warmup N] [--threads N]
                          [--no-torch] [--markdown PATH]
+    python -m benchmarks --profile W2 [--steps N]   # minidl's time per op type
 
 For each workload both engines get the same initial weights (minidl's, copied into the
 PyTorch model) and the same batch, and train with SGD with momentum. Steps of the two
@@ -17,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-torch", action="store_true", help="time minidl only")
     parser.add_argument("--no-memory", action="store_true", help="skip the RSS subprocesses")
     parser.add_argument("--markdown", type=Path, help="write the results into this file")
+    parser.add_argument(
+        "--profile", metavar="W", help="trace minidl's ops in --steps steps of one workload"
+    )
     args = parser.parse_args(argv)
     args.keys = [k.strip().upper() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in args.keys if k not in WORKLOADS]
@@ -231,8 +236,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def profile(workload: Workload, steps: int, warmup: int) -> str:
+    """Where a minidl training step spends its time: ``minidl.autograd.trace`` of ``steps``
+    steps after ``warmup`` untraced ones, per op type, and the time outside the ops
+    (optimizer, Python)."""
+    import minidl.optim  # noqa: F401  (TrainingStep uses minidl.optim.SGD)
+    from minidl.autograd import trace
+
+    trainer = TrainingStep.create(Engine.minidl(), workload)
+    for _ in range(warmup):
+        trainer.step()
+    with trace(values=False) as tr:
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.step()
+        wall = time.perf_counter() - start
+    ops = tr.op_seconds()
+    per_step = lambda s: f"{s / steps * 1e3:.2f} ms"  # noqa: E731
+    return "\n".join(
+        [
+            f"{workload.key}: {workload.title}, minidl, {steps} traced steps",
+            "",
+            tr.summary(),
+            "",
+            f"per step: {per_step(wall)} wall, {per_step(ops)} in ops, "
+            f"{per_step(wall - ops)} outside them (optimizer, Python; tracing adds some)",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile is not None:
+        key = args.profile.strip().upper()
+        if key not in WORKLOADS:
+            raise SystemExit(
+                f"--profile: unknown workload {key!r}; choose from {', '.join(WORKLOADS)}"
+            )
+        print(profile(WORKLOADS[key], args.steps, args.warmup))
+        return 0
     torch = load_torch(not args.no_torch)
     threads = timing.set_threads(args.threads, torch)
     info = {

@@ -98,3 +98,11 @@ def test_torch_model_is_the_same_function():
     theirs = TrainingStep.create(Engine.torch(), WORKLOADS["W1"], state_arrays(ours.model))
     assert isinstance(theirs.model, torch.nn.Module)
     assert ours.eval_loss() == pytest.approx(theirs.eval_loss(), rel=1e-5)
+
+
+def test_profile_prints_the_time_per_op_type(capsys):
+    assert main(["--profile", "w1", "--steps", "1", "--warmup", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("W1: ") and "Linear" in printed and "per step:" in printed
+    with pytest.raises(SystemExit, match="unknown workload 'W9'"):
+        main(["--profile", "W9"])

@@ -109,3 +109,15 @@ def test_detect_anomaly_shows_where_the_failing_op_was_created():
 def test_no_forward_traceback_is_kept_outside_anomaly_mode():
     y = md.tensor([1.0], requires_grad=True).exp()
     assert not hasattr(y.grad_fn, "_forward_stack")
+
+
+def test_views_allocate_nothing_and_new_arrays_count_their_bytes():
+    x = md.randn(4, 6, requires_grad=True)
+    with trace() as tr:
+        (x.reshape(6, 4).T * 2).sum()
+    assert [(r.op, r.bytes) for r in tr.records] == [
+        ("Reshape", 0),
+        ("Permute", 0),
+        ("Mul", 4 * 6 * 4),  # its output; what it saves are its inputs
+        ("Sum", 4),
+    ]

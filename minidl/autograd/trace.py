@@ -103,9 +103,11 @@ class trace:
         record = self._stop(op)
         record.output_shape, record.output_dtype = out.shape, str(out.dtype)
         saved = getattr(op, "_saved", None) or ()
-        inputs = {id(t.data) for t in tensors}
-        kept = [a for a in saved if hasattr(a, "nbytes") and id(a) not in inputs]
-        record.bytes = int(out.data.nbytes) + sum(int(a.nbytes) for a in kept if a is not out.data)
+        kept = [a for a in saved if hasattr(a, "nbytes")]
+        fresh = not _is_view_of(out.data, tensors)
+        record.bytes = int(out.data.nbytes) * fresh + sum(
+            int(a.nbytes) for a in kept if a is not out.data and not _is_view_of(a, tensors)
+        )
         if self.values:
             record.stats["output"] = _stats(out.data)
 
@@ -191,10 +193,15 @@ class trace:
             entry["peak"] = max(entry["peak"], r.peak_bytes or 0)
         return dict(totals)
 
+    def op_seconds(self) -> float:
+        """Time spent in ops; an op run by a create_graph backward counts once, inside it."""
+        return sum(r.seconds for r in self.records if not r.during)
+
     def summary(self) -> str:
-        """Time and memory per op type, the costliest first, with each type's share."""
+        """Time and memory per op type, the costliest first, with each type's share of
+        ``op_seconds()``."""
         totals = self.by_op()
-        grand = sum(e["forward_s"] + e["backward_s"] for e in totals.values()) or 1.0
+        grand = self.op_seconds() or 1.0
         head = ["op", "calls", "forward ms", "backward ms", "total ms", "share", "MiB"]
         if self.profile_memory:
             head.append("peak MiB")
@@ -212,6 +219,17 @@ class trace:
             ["total", "", "", "", f"{grand * 1e3:.2f}", "", ""] + [""] * self.profile_memory
         )
         return _format(rows, right=set(range(1, len(head))))
+
+
+def _is_view_of(array: Any, tensors: tuple) -> bool:
+    """Whether ``array`` is (a view of) one of the inputs' arrays: no new memory."""
+    base = getattr(array, "base", None)
+    for t in tensors:
+        owner = getattr(t.data, "base", None)
+        owner = t.data if owner is None else owner
+        if array is t.data or (base is not None and base is owner):
+            return True
+    return False
 
 
 def _array(g: Any) -> Any:
