@@ -209,10 +209,12 @@ class HookGate(Op):
         return self.xp.zeros((), dtype=arrays[0].dtype)
 
     def backward(self, grad: Any) -> tuple:
-        grads = [None if g is None else Tensor(g) for g in self.collected]
+        # arrays on the first-order path, Tensors (with their graph) under create_graph
+        graph = isinstance(grad, Tensor)
+        grads = [None if g is None else _as_tensor(g) for g in self.collected]
         self.collected = [None] * len(grads)  # ready for another backward (retain_graph)
         out = self.done(grads)
-        return tuple(None if g is None else g.data for g in out)
+        return tuple(None if g is None else _as_tensor(g) if graph else _as_array(g) for g in out)
 
 
 class HookTap(Op):
@@ -227,4 +229,13 @@ class HookTap(Op):
 
     def backward(self, grad: Any) -> Any:
         self.gate.collected[self.k] = grad
-        return self.xp.zeros((), dtype=grad.dtype)
+        zero = backend.get_array_module(_as_array(grad)).zeros((), dtype=grad.dtype)
+        return Tensor(zero) if isinstance(grad, Tensor) else zero
+
+
+def _as_tensor(g: Any) -> Tensor:
+    return g if isinstance(g, Tensor) else Tensor(g)
+
+
+def _as_array(g: Any) -> Any:
+    return g.data if isinstance(g, Tensor) else g
