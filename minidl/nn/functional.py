@@ -57,6 +57,29 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return activation.LogSoftmax(dim)(x)
 
 
+def normalize(
+    input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: None = None
+) -> Tensor:
+    """input / max(||input||_p, eps) along ``dim``: unit vectors (a zero vector stays zero,
+    with a finite gradient)."""
+    from minidl.tensor_functions import norm
+
+    return input / norm(input, p, dim, keepdim=True).clamp(min=eps)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices (*) -> (*, num_classes) int64 rows of zeros with a one at the index;
+    num_classes = -1 means max index + 1."""
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an int64 (long) tensor of indices, got {tensor.dtype}")
+    xp = backend.get_array_module(tensor.data)
+    top = int(tensor.data.max()) + 1 if tensor.numel() else 0
+    n = top if num_classes == -1 else num_classes
+    if tensor.numel() and (int(tensor.data.min()) < 0 or top > n):
+        raise ValueError(f"one_hot: class values must be in [0, {n}), got {top - 1}")
+    return Tensor((tensor.data[..., None] == xp.arange(n)).astype("int64"))
+
+
 # --------------------------------------------------------------------- shape
 def pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> Tensor:
     """PyTorch's order: ``pad = (left, right)`` for the last dim, then the one before..."""

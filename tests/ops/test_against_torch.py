@@ -66,6 +66,82 @@ CASES = {
         np.array([-1.0, 0.0, 0.5, 1.0, 2.0]),
     ),
     "relu at zero": (lambda f, x, m: f.relu(x).sum(), np.array([-1.0, 0.0, 1.0])),
+    "sin cos tan atan sinh cosh asinh erf": (
+        lambda f, x, m: (
+            m.sin(x) * m.cos(x)
+            + m.tan(x)
+            - m.atan(x) * m.sinh(x)
+            + m.cosh(x) * m.asinh(x)
+            + m.erf(x)
+        ),
+        X,
+    ),
+    "asin acos atanh": (lambda f, x, m: m.asin(x) + m.acos(x) * m.atanh(x), P),
+    "acosh log2 log10 log1p rsqrt reciprocal": (
+        lambda f, x, m: (
+            m.acosh(x + 1.1) * m.log2(x) + m.log10(x) - m.log1p(x) * m.rsqrt(x) + m.reciprocal(x)
+        ),
+        P,
+    ),
+    "expm1 exp2 atan2": (lambda f, x, m: m.expm1(x) + m.exp2(x) * m.atan2(x, m.tensor(Y)), X),
+    "rounding": (
+        lambda f, x, m: m.floor(x) + m.ceil(x) + m.round(x) * m.trunc(x) + m.sign(x) + m.frac(x),
+        X * 3,
+    ),
+    "gather scatter scatter_add": (
+        lambda f, x, m: (
+            m.gather(x, 1, m.tensor(T[:, None]))
+            + m.scatter(x, 1, m.tensor(T[:, None]), x[:, :1] * 2).sum(1, keepdim=True)
+            + m.scatter_add(x, 0, m.tensor(np.tile(T[:1, None], (2, 5))), x[:2] ** 2)[:, :1]
+        ),
+        X,
+    ),
+    "index_select masked_fill": (
+        lambda f, x, m: m.index_select(x, 1, m.tensor([4, 0, 4])).masked_fill(
+            m.tensor(Y[:, :3] > 0.5), 0.25
+        ),
+        X,
+    ),
+    "repeat tile repeat_interleave flip roll": (
+        lambda f, x, m: (
+            x.repeat(2, 1, 2).sum(0)
+            + m.tile(x, (1, 2))
+            + m.repeat_interleave(x, 2, dim=1)
+            - m.flip(m.roll(x, (2, -1), (0, 1)).repeat(1, 2), [0, 1])
+        ),
+        X,
+    ),
+    "sort topk": (
+        lambda f, x, m: m.sort(x, 0, descending=True).values[:2] + m.topk(x, 2, dim=0).values,
+        X,
+    ),
+    "cumsum cumprod prod with a zero": (
+        lambda f, x, m: m.cumsum(x, 0) + m.cumprod(x * m.tensor(T > 0), 1) * m.prod(x, 0),
+        X,
+    ),
+    "norm normalize": (
+        lambda f, x, m: m.norm(x, 3, dim=1) + f.normalize(x, dim=1).sum(1) + m.norm(x),
+        X,
+    ),
+    "einsum bmm baddbmm outer": (
+        lambda f, x, m: (
+            m.einsum("ij,kj->ik", x, x).sum(1)
+            + m.baddbmm(x[:2, None, :1], x[:2, None], x[:2, :, None], beta=0.5, alpha=2).reshape(2)[
+                :1
+            ]
+            + m.outer(x[0], x[1]).sum()
+        ),
+        X,
+    ),
+    "diag tril triu lerp": (
+        lambda f, x, m: (
+            m.diag(m.diag(x, 1)).sum(0)[:5]
+            + m.tril(x, -1).sum(0) * m.triu(x).sum(0)
+            + m.lerp(x[0], x[1], 0.3)
+        ),
+        X,
+    ),
+    "clamp tensor bounds": (lambda f, x, m: m.clamp(x, m.tensor(Y - 0.9), m.tensor(Y)), X),
 }
 
 

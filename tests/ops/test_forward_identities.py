@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import seeds, shapes
 
 import minidl as md
@@ -77,3 +79,93 @@ def test_var_std_match_numpy_conventions():
     np.testing.assert_allclose(t.var().item(), x.var(ddof=1), rtol=1e-5)
     np.testing.assert_allclose(t.var(axis=0, ddof=0).numpy(), x.var(0), rtol=1e-5)
     np.testing.assert_allclose(t.std(dim=1, unbiased=False).numpy(), x.std(1), rtol=1e-5)
+
+
+@given(shape=shapes(1, 3), seed=seeds)
+def test_sort_topk_cumsum_prod_identities(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = md.tensor(rng.standard_normal(shape))
+    values, indices = md.sort(x, dim=-1)
+    assert (np.diff(values.numpy(), axis=-1) >= 0).all()
+    np.testing.assert_array_equal(
+        np.take_along_axis(x.numpy(), indices.numpy(), -1), values.numpy()
+    )
+    k = shape[-1] // 2 + 1
+    top = md.topk(x, k)
+    np.testing.assert_array_equal(top.values.numpy(), values.numpy()[..., ::-1][..., :k])
+    np.testing.assert_allclose(md.cumsum(x, -1).numpy()[..., -1], x.sum(-1).numpy(), atol=1e-5)
+    positive = x.abs() + 0.5
+    np.testing.assert_allclose(
+        md.prod(positive, -1).numpy(), positive.log().sum(-1).exp().numpy(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        md.cumprod(positive, -1).numpy()[..., -1], md.prod(positive, -1).numpy(), rtol=1e-5
+    )
+
+
+@given(shape=shapes(1, 3), seed=seeds)
+def test_trigonometric_identities(shape, seed):
+    t = md.tensor(np.random.default_rng(seed).uniform(-3, 3, shape), dtype=md.float64)
+    np.testing.assert_allclose((md.sin(t) ** 2 + md.cos(t) ** 2).numpy(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(md.atan2(md.sin(t), md.cos(t)).numpy(), t.numpy(), atol=1e-12)
+    np.testing.assert_allclose((md.cosh(t) ** 2 - md.sinh(t) ** 2).numpy(), 1.0, atol=1e-9)
+    np.testing.assert_allclose(md.asinh(md.sinh(t)).numpy(), t.numpy(), atol=1e-9)
+    np.testing.assert_allclose(
+        md.exp2(md.log2(t.abs() + 1)).numpy(), t.abs().numpy() + 1, rtol=1e-12
+    )
+
+
+@given(shape=shapes(1, 3), seed=seeds)
+def test_moves_and_their_inverses(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = md.tensor(rng.standard_normal(shape))
+    dims = tuple(range(x.ndim))
+    np.testing.assert_array_equal(md.flip(md.flip(x, dims), dims).numpy(), x.numpy())
+    shifts = tuple(int(s) for s in rng.integers(-5, 5, x.ndim))
+    back = md.roll(md.roll(x, shifts, dims), tuple(-s for s in shifts), dims)
+    np.testing.assert_array_equal(back.numpy(), x.numpy())
+    order = md.argsort(x, dim=0)
+    restored = md.scatter(md.zeros_like(x), 0, order, md.gather(x, 0, order))
+    np.testing.assert_array_equal(restored.numpy(), x.numpy())
+    np.testing.assert_array_equal(md.repeat_interleave(x, 2, 0).numpy()[::2], x.numpy())
+
+
+@given(n=st.integers(1, 4), m=st.integers(1, 4), seed=seeds)
+def test_einsum_triangles_norms(n, m, seed):
+    rng = np.random.default_rng(seed)
+    a, b = md.tensor(rng.standard_normal((n, m))), md.tensor(rng.standard_normal((m, n)))
+    np.testing.assert_allclose(
+        md.einsum("ij,jk->ik", a, b).numpy(), (a @ b).numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(md.einsum("ij->", a).item(), a.sum().item(), rtol=1e-5, atol=1e-6)
+    whole = md.tril(a) + md.triu(a, 1)
+    np.testing.assert_array_equal(whole.numpy(), a.numpy())
+    c = md.tensor(rng.standard_normal((n, m)))
+    assert md.norm(a + c).item() <= md.norm(a).item() + md.norm(c).item() + 1e-5
+    unit = F.normalize(a, dim=1)
+    np.testing.assert_allclose(md.norm(unit, dim=1).numpy(), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(
+        F.one_hot(md.argmax(a, 1), m).argmax(1).numpy(), a.argmax(1).numpy()
+    )
+
+
+def test_normalize_zero_vector_has_finite_gradient():
+    x = md.zeros(2, 3, requires_grad=True)
+    F.normalize(x, dim=1).sum().backward()
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+def test_index_errors_name_the_op():
+    x = md.zeros(2, 3)
+    with pytest.raises(IndexError, match=r"gather: index out of range for dim 1 of size 3"):
+        md.gather(x, 1, md.tensor([[3]]))
+    with pytest.raises(TypeError, match=r"scatter_add: index must be an integer tensor"):
+        md.scatter_add(x, 0, md.tensor([[0.0]]), x)
+    with pytest.raises(ValueError, match=r"index of shape \(3, 1\) is larger than the input"):
+        md.gather(x, 1, md.zeros(3, 1, dtype=md.int64))
+    with pytest.raises(ValueError, match=r"topk: k = 4 is out of range"):
+        md.topk(x, 4)
+    with pytest.raises(ValueError, match=r"einsum: operand 'ij' .* shape \(2, 3, 1\)"):
+        md.einsum("ij->i", x.reshape(2, 3, 1))
+    with pytest.raises(ValueError, match=r"bmm: expected \(B, n, m\)"):
+        md.bmm(x, x)

@@ -40,6 +40,21 @@ UNARY = {
     "tanh": (F.tanh, normal),
     "softplus": (lambda x: F.softplus(x, beta=1.5), normal),
     "clone": (lambda x: x.clone(), normal),
+    "sin cos": (lambda x: md.sin(x) * md.cos(x), normal),
+    "tan": (md.tan, lambda r, s: r.uniform(-1.2, 1.2, s)),
+    "asin acos atanh": (
+        lambda x: md.asin(x) + md.acos(x) * md.atanh(x),
+        lambda r, s: r.uniform(-0.9, 0.9, s),
+    ),
+    "atan sinh cosh asinh": (lambda x: md.atan(x) + md.sinh(x) * md.cosh(x) - md.asinh(x), normal),
+    "acosh": (md.acosh, lambda r, s: r.uniform(1.2, 3.0, s)),
+    "log2 log10 log1p": (lambda x: md.log2(x) * md.log10(x) + md.log1p(x), positive),
+    "expm1 exp2 erf": (lambda x: md.expm1(x) + md.exp2(x) * md.erf(x), normal),
+    "reciprocal rsqrt": (lambda x: md.reciprocal(x) + md.rsqrt(x), positive),
+    "rounding (flat)": (
+        lambda x: md.floor(x) + md.ceil(x) + md.round(x) + md.trunc(x) + md.sign(x) + md.frac(x),
+        lambda r, s: r.integers(-3, 3, s) + r.uniform(0.1, 0.4, s),
+    ),
 }
 
 
@@ -119,6 +134,19 @@ ALONG_AXIS = {
     "softmax": lambda x, d: F.softmax(x, dim=d),
     "log_softmax": lambda x, d: F.log_softmax(x, dim=d),
     "cumulative split": lambda x, d: x.split(1, dim=d)[-1],
+    "cumsum": lambda x, d: md.cumsum(x, d),
+    "cumprod": lambda x, d: md.cumprod(x, d),
+    "prod": lambda x, d: md.prod(x, d),
+    "sort": lambda x, d: md.sort(x, d).values,
+    "sort descending": lambda x, d: md.sort(x, d, descending=True).values,
+    "topk": lambda x, d: md.topk(x, 1, d).values,
+    "gather by argsort": lambda x, d: md.gather(x, d, md.argsort(x, d, descending=True)),
+    "index_select repeated": lambda x, d: md.index_select(x, d, md.tensor([0, 0])),
+    "norm": lambda x, d: md.norm(x, dim=d),
+    "norm 3": lambda x, d: md.norm(x, 3, dim=d, keepdim=True),
+    "flip roll": lambda x, d: md.roll(md.flip(x, d), 1, d),
+    "repeat_interleave": lambda x, d: md.repeat_interleave(x, 2, d),
+    "normalize": lambda x, d: F.normalize(x, dim=d),
 }
 
 
@@ -227,3 +255,40 @@ def test_probability_losses(shape, seed):
     q, r = rng.dirichlet(np.ones(shape[-1]), shape[:-1]), rng.dirichlet(np.ones(shape[-1]))
     check_op(lambda x, y: F.kl_div(x, y, reduction="batchmean"), [np.log(q), r], seed=seed)
     check_op(F.gaussian_kl, [normal(rng, shape), normal(rng, shape)], seed=seed)
+
+
+@given(shape=shapes(1, 3), data=st.data(), seed=seeds)
+def test_scatter_and_scatter_add(shape, data, seed):
+    """scatter with distinct targets per line (with repeats the write that wins is
+    unspecified, as in PyTorch), scatter_add with repeats (they add up)."""
+    rng = np.random.default_rng(seed)
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    small = tuple(data.draw(st.integers(1, n)) for n in shape)
+    x, src = normal(rng, shape), normal(rng, small)
+    repeats = rng.integers(0, shape[dim], small)
+    distinct_targets = np.argsort(rng.random(shape), axis=dim)[tuple(slice(0, n) for n in small)]
+    check_op(lambda t, s: md.scatter_add(t, dim, md.tensor(repeats), s), [x, src], seed=seed)
+    check_op(lambda t, s: md.scatter(t, dim, md.tensor(distinct_targets), s), [x, src], seed=seed)
+
+
+@given(
+    n=st.integers(1, 3), k=st.integers(1, 3), m=st.integers(1, 3), b=st.integers(1, 2), seed=seeds
+)
+def test_einsum_products(n, k, m, b, seed):
+    rng = np.random.default_rng(seed)
+    x, y = normal(rng, (b, n, k)), normal(rng, (k, m))
+    check_op(lambda u, v: md.einsum("bnk,km->bmn", u, v), [x, y], seed=seed)
+    check_op(lambda u, v: md.einsum("...k,km", u, v), [x, y], seed=seed)
+    check_op(lambda u: md.einsum("bnk->k", u), [x], seed=seed)
+
+
+@given(shape=shapes(2, 3), data=st.data(), seed=seeds)
+def test_repeat_tile_triangles(shape, data, seed):
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape)
+    reps = tuple(data.draw(st.integers(1, 2)) for _ in range(len(shape) + 1))
+    k = data.draw(st.integers(-2, 2))
+    check_op(lambda t: md.tensor_functions.repeat(t, reps), [x], seed=seed)
+    check_op(lambda t: md.tile(t, reps[:-2]), [x], seed=seed)
+    check_op(lambda t: md.tril(t, k) + md.triu(t, k + 1) * 2, [x], seed=seed)
+    check_op(lambda t: md.diag(t[(0,) * (t.ndim - 2)], k), [x], seed=seed)

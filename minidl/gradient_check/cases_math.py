@@ -1,0 +1,116 @@
+"""Gradient-check cases for the ops of ``minidl.*`` beyond arithmetic: elementwise math,
+indexing along an axis, sorting, products and scans, norms, einsum, and the functions
+composed of other ops (repeat, roll, diag, tril, ...)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import minidl as md
+from minidl.gradient_check.registry import distinct, normal, positive, register, with_ints
+from minidl.nn import functional as F
+
+
+def _inside(low: float, high: float, *shapes: tuple[int, ...]):
+    """Values in (low, high): the domain of asin, atanh, ..."""
+    return lambda rng: [rng.uniform(low, high, s) for s in shapes]
+
+
+# elementwise math
+for _name in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "expm1", "exp2", "erf"):
+    register(_name, getattr(md, _name), normal((3, 4)))
+for _name in ("asin", "acos", "atanh"):
+    register(_name, getattr(md, _name), _inside(-0.9, 0.9, (3, 4)))
+register("acosh", md.acosh, _inside(1.2, 3.0, (3, 4)))
+for _name in ("log2", "log10", "log1p", "reciprocal", "rsqrt"):
+    register(_name, getattr(md, _name), positive((3, 4)))
+register("atan2 broadcast", md.atan2, normal((3, 4), (4,)))
+# flat almost everywhere: the check is that the gradient is 0 (values clear of the jumps)
+register(
+    "floor ceil round trunc sign frac",
+    lambda a: md.floor(a) + md.ceil(a) + md.round(a) + md.trunc(a) + md.sign(a) + md.frac(a),
+    lambda r: [r.integers(-3, 3, (3, 4)) + r.uniform(0.1, 0.4, (3, 4))],
+)
+register("lerp tensor weight", md.lerp, normal((3, 4), (4,), (3, 1)))
+
+# indexing along an axis
+_index = with_ints(normal((3, 4)), lambda r: np.array([[0, 2, 1, 2], [1, 1, 0, 0]]))
+register("gather repeated indices", lambda a, i: md.gather(a, 0, i), _index)
+register(
+    "scatter",
+    lambda a, i, s: md.scatter(a, 1, i, s),
+    lambda r: [r.standard_normal((2, 5)), np.array([[4, 0], [1, 3]]), r.standard_normal((2, 3))],
+)
+register(
+    "scatter_add repeated indices",
+    lambda a, i, s: md.scatter_add(a, 0, i, s),
+    lambda r: [
+        r.standard_normal((3, 4)),
+        np.array([[0, 2, 1, 2], [0, 2, 0, 0]]),
+        r.standard_normal((2, 4)),
+    ],
+)
+register(
+    "index_select masked_fill",
+    lambda a, i, m: md.masked_fill(md.index_select(a, 1, i), m, 0.5),
+    lambda r: [r.standard_normal((3, 4)), np.array([3, 0, 3]), r.random((3, 3)) > 0.5],
+)
+register(
+    "repeat tile",
+    lambda a: md.tensor_functions.repeat(a, (2, 1, 3)) + md.tile(a, (2, 1, 3)),
+    normal((3, 2)),
+)
+register(
+    "repeat_interleave counts",
+    lambda a, c: md.repeat_interleave(a, c, dim=0),
+    with_ints(normal((3, 2)), lambda r: np.array([2, 0, 3])),
+)
+register("flip roll", lambda a: md.roll(md.flip(a, (0, 1)), (1, -3), (0, 1)), normal((3, 4)))
+
+# sorting, products, scans, norms
+register("sort descending", lambda a: md.sort(a, dim=0, descending=True).values, distinct((4, 3)))
+register("topk", lambda a: md.topk(a, 2, dim=1).values, distinct((3, 5)))
+register(
+    "prod dim with a zero",
+    lambda a: md.prod(a, 1),
+    lambda r: [r.standard_normal((3, 4)) * [1, 0, 1, 1]],
+)
+register("prod all", md.prod, normal((2, 3)))
+register("cumsum", lambda a: md.cumsum(a, 1), normal((3, 4)))
+register(
+    "cumprod with zeros",
+    lambda a: md.cumprod(a, 0),
+    lambda r: [r.standard_normal((4, 3)) * [[1], [0], [1], [0]]],
+)
+register("norm 2 dim", lambda a: md.norm(a, dim=1), normal((3, 4)))
+register("norm 3 keepdim", lambda a: md.norm(a, 3, dim=0, keepdim=True), normal((3, 4)))
+register("norm inf, 1", lambda a: md.norm(a, float("inf")) + md.norm(a, 1), distinct((3, 4)))
+register("normalize", lambda a: F.normalize(a, dim=1), normal((3, 4)))
+
+# linear algebra
+register(
+    "einsum batched matmul",
+    lambda a, b: md.einsum("bij,bjk->bik", a, b),
+    normal((2, 3, 4), (2, 4, 2)),
+)
+register(
+    "einsum sum, implicit output", lambda a, b: md.einsum("ijk,k", a, b), normal((2, 3, 4), (4,))
+)
+register(
+    "einsum ellipsis three operands",
+    lambda a, b, c: md.einsum("...i,ij,j->...", a, b, c),
+    normal((2, 3), (3, 4), (4,)),
+)
+register(
+    "bmm baddbmm",
+    lambda i, a, b: md.baddbmm(i, a, b, beta=0.5, alpha=2.0),
+    normal((2, 3, 2), (2, 3, 4), (2, 4, 2)),
+)
+register("outer", md.outer, normal((3,), (4,)))
+register("diag both ways", lambda a, v: md.diag(a, 1).sum() * md.diag(v, -1), normal((3, 4), (3,)))
+register("tril triu", lambda a: md.tril(a, -1) * 2 + md.triu(a, 1), normal((2, 3, 4)))
+register(
+    "clamp tensor bounds",
+    lambda a, lo, hi: md.clamp(a, lo, hi),
+    lambda r: [np.linspace(-2, 2, 12).reshape(3, 4) + 0.01, np.full(4, -0.5), np.full((3, 1), 0.7)],
+)
