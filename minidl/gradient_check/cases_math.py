@@ -114,3 +114,18 @@ register(
     lambda a, lo, hi: md.clamp(a, lo, hi),
     lambda r: [np.linspace(-2, 2, 12).reshape(3, 4) + 0.01, np.full(4, -0.5), np.full((3, 1), 0.7)],
 )
+
+# activations (values clear of the kinks at 0, +-1, +-3, 6)
+_kinky = lambda r: [r.choice([-1, 1], (3, 4)) * r.uniform(0.1, 0.9, (3, 4)) * 5 + 0.05]  # noqa: E731
+register("hardtanh relu6", lambda a: F.hardtanh(a, -0.7, 1.3) + F.relu6(a * 2), _kinky)
+register("hardswish hardsigmoid", lambda a: F.hardswish(a) * F.hardsigmoid(a), _kinky)
+register(
+    "silu selu celu mish", lambda a: F.silu(a) + F.selu(a) * F.celu(a, 0.7) + F.mish(a), _kinky
+)
+register(
+    "softsign tanhshrink logsigmoid",
+    lambda a: F.softsign(a) + F.tanhshrink(a) * F.logsigmoid(a),
+    _kinky,
+)
+register("prelu per channel", F.prelu, lambda r: [*_kinky(r), r.uniform(0.1, 0.5, 4)])
+register("glu", lambda a: F.glu(a, dim=1), normal((3, 4)))

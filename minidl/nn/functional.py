@@ -713,3 +713,89 @@ def _safe_softmax(scores: Tensor) -> Tensor:
         return softmax(scores, dim=-1)
     zero = Tensor(xp.zeros((), dtype=scores.dtype))
     return where(dead, zero, softmax(where(dead, zero, scores), dim=-1))
+
+
+# --------------------------------------------------------------------- more activations
+def hardtanh(
+    input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
+    """clamp(x, min_val, max_val), with zero gradient at the bounds (PyTorch's)."""
+    return activation.Hardtanh(min_val, max_val)(input)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6)."""
+    return activation.Hardtanh(0.0, 6.0)(input)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (swish)."""
+    return input * sigmoid(input)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
+    return elu(input, _SELU_ALPHA) * _SELU_SCALE
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x if x > 0 else alpha (exp(x / alpha) - 1) = alpha * elu(x / alpha)."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return elu(input / alpha, 1.0) * alpha
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    return input * tanh(softplus(input))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6."""
+    return activation.Hardswish()(input)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6."""
+    return activation.Hardsigmoid()(input)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x if x > 0 else weight * x, weight (C,) per channel (dim 1) or (1,) shared."""
+    channels = input.shape[1] if input.ndim > 1 else 1
+    if weight.ndim != 1 or weight.shape[0] not in (1, channels):
+        raise ValueError(
+            f"prelu: weight of shape {weight.shape} for input {input.shape}: expected (1,) or "
+            f"({channels},) (one slope per channel, dim 1)"
+        )
+    w = weight.reshape(-1, *(1,) * (input.ndim - 2)) if input.ndim > 1 else weight
+    return where(input > 0, input, input * w)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return input / (input.abs() + 1)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """x - tanh(x)."""
+    return input - tanh(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for large |x|."""
+    return -softplus(-input)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b) with (a, b) the two halves of input along ``dim``."""
+    if input.ndim == 0 or input.shape[dim] % 2:
+        raise ValueError(
+            f"glu: dim {dim} of input {input.shape} must have an even size (two halves)"
+        )
+    a, b = input.chunk(2, dim)
+    return a * sigmoid(b)

@@ -188,3 +188,47 @@ def log_softmax_array(x: Any, axis: int) -> Any:
     xp = backend.get_array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Hardtanh(Function):
+    """y = clamp(x, lo, hi);  dx = dy where lo < x < hi, 0 elsewhere (the bounds excluded,
+    as PyTorch's hardtanh and relu6, unlike clamp)"""
+
+    def __init__(self, lo: float = -1.0, hi: float = 1.0) -> None:
+        if lo > hi:
+            raise ValueError(f"hardtanh: min_val {lo} is greater than max_val {hi}")
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: Any) -> Any:
+        self.save_for_backward((x > self.lo) & (x < self.hi))
+        return self.xp.clip(x, self.lo, self.hi)
+
+    def backward(self, dy: Any) -> Any:
+        (inside,) = self.saved
+        return dy * inside
+
+
+class Hardsigmoid(Function):
+    """y = clamp(x / 6 + 1/2, 0, 1);  dx = dy / 6 where -3 < x < 3, else 0"""
+
+    def forward(self, x: Any) -> Any:
+        self.save_for_backward((x > -3) & (x < 3))
+        return self.xp.clip(x / 6 + 0.5, 0, 1)
+
+    def backward(self, dy: Any) -> Any:
+        (inside,) = self.saved
+        return dy * inside / 6
+
+
+class Hardswish(Function):
+    """y = x * clamp(x + 3, 0, 6) / 6;
+    dx = 0 where x <= -3, dy (x / 3 + 1/2) where -3 < x < 3, dy where x >= 3 (PyTorch's)"""
+
+    def forward(self, x: Any) -> Any:
+        self.save_for_backward(x)
+        return x * self.xp.clip(x + 3, 0, 6) / 6
+
+    def backward(self, dy: Any) -> Any:
+        (x,) = self.saved
+        slope = self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
+        return dy * slope.astype(dy.dtype)
