@@ -4,11 +4,11 @@ and elementwise math on tensors."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, return_types
 from minidl.ops import activation, arithmetic, cumulative, elementwise, indexing, linalg, shape
 from minidl.ops import einsum as einsum_op
 from minidl.ops import norm as normops
@@ -248,18 +248,6 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def allclose(a: Tensor, b: Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
     return bool(np.allclose(a.numpy(), b.numpy(), rtol=rtol, atol=atol))
-
-
-# --------------------------------------------------------------------- named results
-# PyTorch's torch.return_types: tuples whose fields are also .values and .indices.
-class sort_result(NamedTuple):
-    values: Tensor
-    indices: Tensor
-
-
-class topk_result(NamedTuple):
-    values: Tensor
-    indices: Tensor
 
 
 # --------------------------------------------------------------------- elementwise math
@@ -585,11 +573,11 @@ def _order(x: Tensor, dim: int, descending: bool, stable: bool) -> Any:
 
 def sort(
     input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False
-) -> sort_result:
+) -> return_types.sort:
     """(values, indices) along ``dim``; equal values keep their order (always stable)."""
     dim = _dim("sort", dim, input.ndim)
     indices = Tensor(_order(input, dim, descending, stable))
-    return sort_result(indexing.Gather(dim)(input, indices), indices)
+    return return_types.sort(indexing.Gather(dim)(input, indices), indices)
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
@@ -598,7 +586,7 @@ def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool
 
 def topk(
     input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
-) -> topk_result:
+) -> return_types.topk:
     """The k largest (or smallest) entries along ``dim`` and their indices, largest first
     (``sorted`` is accepted; the result is always sorted)."""
     dim = _dim("topk", dim, input.ndim)
@@ -608,7 +596,7 @@ def topk(
     order = _order(input, dim, largest, True)
     xp = backend.get_array_module(order)
     indices = Tensor(xp.take(order, xp.arange(k), axis=dim))
-    return topk_result(indexing.Gather(dim)(input, indices), indices)
+    return return_types.topk(indexing.Gather(dim)(input, indices), indices)
 
 
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:

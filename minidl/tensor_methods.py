@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, return_types
+from minidl import tensor_functions as _fn
 from minidl.ops import activation as _act
 from minidl.ops import arithmetic as _arith
 from minidl.ops import linalg as _linalg
@@ -238,7 +239,10 @@ class TensorMethods:
     def pow(self, exponent: Any) -> Tensor:
         return self**exponent
 
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:
+        """Bounds are numbers (one Clip op) or tensors (see ``minidl.clamp``)."""
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return _fn.clamp(self, min, max)
         return _arith.Clip(min, max)(self)
 
     clip = clamp
@@ -351,7 +355,7 @@ class TensorMethods:
         if isinstance(dim, int):
             values = _reduce.MaxAlong(axis, keepdim, take_min)(self)
             indices = (self.argmin if take_min else self.argmax)(axis, keepdim)
-            return values, indices
+            return (return_types.min if take_min else return_types.max)(values, indices)
         return (_reduce.Min if take_min else _reduce.Max)(axis, keepdim)(self)
 
     def amax(self, dim: Any = None, keepdim: bool = False) -> Tensor:
@@ -509,6 +513,177 @@ class TensorMethods:
         value = value.data if isinstance(value, Tensor) else value
         self.data[_shape.index_data(index)] = value
         self._bump_version()
+
+    # ----------------------------------------------------------------- minidl.* as methods
+    # The math, indexing, sorting and products of ``minidl/tensor_functions.py``.
+    def sin(self) -> Tensor:
+        return _fn.sin(self)
+
+    def cos(self) -> Tensor:
+        return _fn.cos(self)
+
+    def tan(self) -> Tensor:
+        return _fn.tan(self)
+
+    def asin(self) -> Tensor:
+        return _fn.asin(self)
+
+    def acos(self) -> Tensor:
+        return _fn.acos(self)
+
+    def atan(self) -> Tensor:
+        return _fn.atan(self)
+
+    def sinh(self) -> Tensor:
+        return _fn.sinh(self)
+
+    def cosh(self) -> Tensor:
+        return _fn.cosh(self)
+
+    def asinh(self) -> Tensor:
+        return _fn.asinh(self)
+
+    def acosh(self) -> Tensor:
+        return _fn.acosh(self)
+
+    def atanh(self) -> Tensor:
+        return _fn.atanh(self)
+
+    arcsin, arccos, arctan = asin, acos, atan
+    arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+    def atan2(self, other: Tensor) -> Tensor:
+        return _fn.atan2(self, other)
+
+    arctan2 = atan2
+
+    def log2(self) -> Tensor:
+        return _fn.log2(self)
+
+    def log10(self) -> Tensor:
+        return _fn.log10(self)
+
+    def log1p(self) -> Tensor:
+        return _fn.log1p(self)
+
+    def expm1(self) -> Tensor:
+        return _fn.expm1(self)
+
+    def exp2(self) -> Tensor:
+        return _fn.exp2(self)
+
+    def reciprocal(self) -> Tensor:
+        return _fn.reciprocal(self)
+
+    def rsqrt(self) -> Tensor:
+        return _fn.rsqrt(self)
+
+    def erf(self) -> Tensor:
+        return _fn.erf(self)
+
+    def square(self) -> Tensor:
+        return _fn.square(self)
+
+    def floor(self) -> Tensor:
+        return _fn.floor(self)
+
+    def ceil(self) -> Tensor:
+        return _fn.ceil(self)
+
+    def round(self) -> Tensor:
+        return _fn.round(self)
+
+    def trunc(self) -> Tensor:
+        return _fn.trunc(self)
+
+    def sign(self) -> Tensor:
+        return _fn.sign(self)
+
+    def frac(self) -> Tensor:
+        return _fn.frac(self)
+
+    def isnan(self) -> Tensor:
+        return _fn.isnan(self)
+
+    def isinf(self) -> Tensor:
+        return _fn.isinf(self)
+
+    def isfinite(self) -> Tensor:
+        return _fn.isfinite(self)
+
+    def lerp(self, end: Tensor, weight: Any) -> Tensor:
+        return _fn.lerp(self, end, weight)
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        return _fn.gather(self, dim, index)
+
+    def scatter(self, dim: int, index: Tensor, src: Any = None, value: Any = None) -> Tensor:
+        return _fn.scatter(self, dim, index, src, value)
+
+    def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
+        return _fn.scatter_add(self, dim, index, src)
+
+    def index_select(self, dim: int, index: Tensor) -> Tensor:
+        return _fn.index_select(self, dim, index)
+
+    def masked_fill(self, mask: Tensor, value: Any) -> Tensor:
+        return _fn.masked_fill(self, mask, value)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        return _fn.repeat(self, _shape_args(sizes))
+
+    def tile(self, *dims: Any) -> Tensor:
+        return _fn.tile(self, _shape_args(dims))
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None) -> Tensor:
+        return _fn.repeat_interleave(self, repeats, dim)
+
+    def flip(self, *dims: Any) -> Tensor:
+        return _fn.flip(self, _shape_args(dims))
+
+    def roll(self, shifts: Any, dims: Any = None) -> Tensor:
+        return _fn.roll(self, shifts, dims)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        return _fn.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+        return _fn.argsort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        return _fn.topk(self, k, dim, largest, sorted)
+
+    def cumsum(self, dim: int, dtype: Any = None) -> Tensor:
+        return _fn.cumsum(self, dim, dtype)
+
+    def cumprod(self, dim: int, dtype: Any = None) -> Tensor:
+        return _fn.cumprod(self, dim, dtype)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+        return _fn.prod(self, dim, keepdim, dtype)
+
+    def norm(self, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _fn.norm(self, p, dim, keepdim)
+
+    def bmm(self, mat2: Tensor) -> Tensor:
+        return _fn.bmm(self, mat2)
+
+    def baddbmm(
+        self, batch1: Tensor, batch2: Tensor, *, beta: float = 1.0, alpha: float = 1.0
+    ) -> Tensor:
+        return _fn.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def outer(self, vec2: Tensor) -> Tensor:
+        return _fn.outer(self, vec2)
+
+    def diag(self, diagonal: int = 0) -> Tensor:
+        return _fn.diag(self, diagonal)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        return _fn.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        return _fn.triu(self, diagonal)
 
 
 def _axis_args(dim: Any, keepdim: bool, axis: Any, keepdims: bool | None) -> tuple[Any, bool]:

@@ -190,7 +190,7 @@ def log_softmax_array(x: Any, axis: int) -> Any:
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-class Hardtanh(Function):
+class Hardtanh(Op):
     """y = clamp(x, lo, hi);  dx = dy where lo < x < hi, 0 elsewhere (the bounds excluded,
     as PyTorch's hardtanh and relu6, unlike clamp)"""
 
@@ -208,7 +208,7 @@ class Hardtanh(Function):
         return dy * inside
 
 
-class Hardsigmoid(Function):
+class Hardsigmoid(Op):
     """y = clamp(x / 6 + 1/2, 0, 1);  dx = dy / 6 where -3 < x < 3, else 0"""
 
     def forward(self, x: Any) -> Any:
@@ -220,7 +220,7 @@ class Hardsigmoid(Function):
         return dy * inside / 6
 
 
-class Hardswish(Function):
+class Hardswish(Op):
     """y = x * clamp(x + 3, 0, 6) / 6;
     dx = 0 where x <= -3, dy (x / 3 + 1/2) where -3 < x < 3, dy where x >= 3 (PyTorch's)"""
 
