@@ -174,14 +174,16 @@ def ring_allreduce(nbytes: float, k: int, latency: float, bandwidth: float) -> f
     return 0.0 if k == 1 else 2 * (k - 1) * latency + 2 * (k - 1) / k * nbytes / bandwidth
 
 
-def report(data: dict[str, Any], sweep_result: dict[str, float], k: int) -> str:
+def report(
+    data: dict[str, Any], sweep_result: dict[str, float], k: int, t1: dict[str, float] | None = None
+) -> str:
     """Markdown: measured table (medians over rounds, per-round ratios) and the model."""
     rounds, keys = data["rounds"], [w for w in WORKLOADS if w in data["rounds"][0]["1 rank"]]
     names = list(configs(k))
     lines = ["| workload | grad MB | " + " | ".join(f"{n} ms/step" for n in names)
              + f" | {k} ranks: comm ms/step | samples/s 1 rank | samples/s {k} ranks"
              + f" | speed-up {k} ranks / 1 rank | {k} ranks / 1 proc {k} threads |",
-             "|" + " --- |" * (len(names) + 6)]  # fmt: skip
+             "|" + " --- |" * (len(names) + 7)]  # fmt: skip
     for key in keys:
         batch = len(WORKLOADS[key].batch()[0])
         med = {n: statistics.median(r[n][key]["step_s"] for r in rounds) for n in names}
@@ -200,11 +202,16 @@ def report(data: dict[str, Any], sweep_result: dict[str, float], k: int) -> str:
             f"{batch / med['1 rank']:.0f} | {batch / med[f'{k} ranks']:.0f} | "
             f"{speedup:.2f} | {vs_threads:.2f} |"
         )
-    return "\n".join(lines) + "\n\n" + model_table(rounds, keys, sweep_result)
+    if t1 is None:
+        t1 = {key: statistics.median(r["1 rank"][key]["step_s"] for r in rounds) for key in keys}
+    return "\n".join(lines) + "\n\n" + model_table(rounds, keys, sweep_result, t1)
 
 
-def model_table(rounds: list[dict[str, Any]], keys: list[str], sweep_result: dict) -> str:
-    """Predicted speed-up T(1) / T(K) = T1 / (T1 / K + allreduce(grad bytes, K))."""
+def model_table(
+    rounds: list[dict[str, Any]], keys: list[str], sweep_result: dict, t1s: dict[str, float]
+) -> str:
+    """Predicted speed-up T(1) / T(K) = T1 / (T1 / K + allreduce(grad bytes, K)), with T1
+    the one-thread step time (``t1s``: measured here, or given with ``--t1``)."""
     latency, bandwidth = fit_allreduce(sweep_result)
     networks = {"this machine (shared memory, fitted)": (latency, bandwidth), **NETWORKS}
     ks = (2, 4, 8, 16, 64)
@@ -215,7 +222,7 @@ def model_table(rounds: list[dict[str, Any]], keys: list[str], sweep_result: dic
         "|" + " --- |" * (len(ks) + 3),
     ]
     for key in keys:
-        t1 = statistics.median(r["1 rank"][key]["step_s"] for r in rounds)
+        t1 = t1s[key]
         nbytes = rounds[0]["1 rank"][key]["grad_bytes"]
         for net, (lat, bw) in networks.items():
             speedups = [t1 / (t1 / k + ring_allreduce(nbytes, k, lat, bw)) for k in ks]
@@ -240,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report", nargs=2, metavar=("RUN_JSON", "SWEEP_JSON"), help="markdown tables"
     )
+    parser.add_argument("--t1", help="one-thread step ms for the model: W1=1.2,W2=62")
     args = parser.parse_args(argv)
     if args.report:
         run, sweep_result = (json.loads(Path(f).read_text()) for f in args.report)
-        print(report(run, sweep_result, args.ranks))
+        t1 = dict(item.split("=") for item in args.t1.split(",")) if args.t1 else None
+        t1 = None if t1 is None else {k: float(v) / 1e3 for k, v in t1.items()}
+        print(report(run, sweep_result, args.ranks, t1))
     elif args.sweep:
         sweep(args)
     elif args.worker:
