@@ -87,7 +87,7 @@ def elbo_terms(
     return reconstruction, F.gaussian_kl(mu, logvar, reduction="batchmean")
 
 
-def test_terms(model: ConvVAE, x: np.ndarray) -> dict[str, float]:
+def evaluate_terms(model: ConvVAE, x: np.ndarray) -> dict[str, float]:
     """The mean reconstruction and KL terms and their sum over ``x`` (one z per image)."""
     model.eval()
     totals = np.zeros(2)
@@ -128,7 +128,7 @@ def run(ctx: RunContext) -> None:
             optimizer.step()
             sums += [reconstruction.item() * len(x), kl.item() * len(x)]
             seen += len(x)
-        test = test_terms(model, x_test)
+        test = evaluate_terms(model, x_test)
         history["train_reconstruction"].append(sums[0] / seen)
         history["train_kl"].append(sums[1] / seen)
         history["test_reconstruction"].append(test["reconstruction"])
@@ -139,7 +139,7 @@ def run(ctx: RunContext) -> None:
 
     # ------------------------------------------------------------------ evaluation
     md.manual_seed(ctx.seed)  # the test estimate's eps draws, reproducible
-    test = test_terms(model, x_test)
+    test = evaluate_terms(model, x_test)
     model.eval()
     z_mean = gen.map_batches(lambda b: model.encode(b)[0], x_test)
 

@@ -75,7 +75,7 @@ def elbo_terms(
     return reconstruction, F.gaussian_kl(mu, logvar, reduction="batchmean")
 
 
-def test_terms(model: VAE, x: np.ndarray) -> dict[str, Any]:
+def evaluate_terms(model: VAE, x: np.ndarray) -> dict[str, Any]:
     """Mean reconstruction and KL over ``x`` (one z per image), their sum, and the KL of
     each latent dimension."""
     model.eval()
@@ -120,7 +120,7 @@ def train_vae(
             optimizer.step()
             sums += [reconstruction.item() * len(x), kl.item() * len(x)]
             seen += len(x)
-        test = test_terms(model, x_test)
+        test = evaluate_terms(model, x_test)
         history["train_reconstruction"].append(sums[0] / seen)
         history["train_kl"].append(sums[1] / seen)
         for key in ("reconstruction", "kl", "neg_elbo"):
@@ -145,7 +145,7 @@ def run(ctx: RunContext) -> None:
     for latent in (20, 2):
         model, history, seconds = train_vae(latent, x_train, x_test, epochs, ctx.seed)
         md.manual_seed(ctx.seed)  # the test estimate's eps draws, reproducible
-        test = test_terms(model, x_test)
+        test = evaluate_terms(model, x_test)
         models[latent] = model
         results[f"latent_{latent}"] = {
             "parameters": sum(p.numel() for p in model.parameters()),

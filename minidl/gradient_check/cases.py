@@ -131,6 +131,11 @@ register(
     lambda r: [r.uniform(0.1, 0.9, (3, 4)), r.random((3, 4))],
 )
 register(
+    "binary_cross_entropy sum",
+    lambda p, t: F.binary_cross_entropy(p, t, reduction="sum"),
+    lambda r: [r.uniform(0.1, 0.9, (3, 4)), r.random((3, 4))],
+)
+register(
     "binary_cross_entropy_with_logits pos_weight",
     lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=md.tensor([2.0, 0.5])),
     lambda r: [r.standard_normal((3, 2)) * 3, r.random((3, 2))],

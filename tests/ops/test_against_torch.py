@@ -41,6 +41,15 @@ CASES = {
         X,
     ),
     "binary_cross_entropy": (lambda f, x, m: f.binary_cross_entropy(x, m.tensor(Y)), P),
+    # The VAE's reconstruction term: summed over pixels (then divided by the batch size).
+    "binary_cross_entropy sum": (
+        lambda f, x, m: f.binary_cross_entropy(x, m.tensor(Y), reduction="sum") / len(x),
+        P,
+    ),
+    "bce_with_logits sum": (
+        lambda f, x, m: f.binary_cross_entropy_with_logits(x, m.tensor(Y), reduction="sum"),
+        X * 5,
+    ),
     "bce_with_logits pos_weight": (
         lambda f, x, m: f.binary_cross_entropy_with_logits(x, m.tensor(Y), pos_weight=m.tensor(W)),
         X * 5,
