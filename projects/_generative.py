@@ -138,13 +138,19 @@ def curves(
     ylabel: str,
     title: str = "",
 ) -> str:
-    """Side-by-side panels, each {series name: (x, y)} with its own y axis and legend."""
+    """Side-by-side panels, each {series name: (x, y)} with its own y axis and legend;
+    whole-number ticks on x when every x is a whole number (epochs, sizes)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
+    whole = all(float(v).is_integer() for p in panels.values() for x, _ in p.values() for v in x)
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, (panel, series) in zip(axes[0], panels.items()):
         for name, (x, y) in series.items():
             ax.plot(x, y, marker=".", label=name)
         ax.set(xlabel=xlabel, ylabel=ylabel, title=panel)
+        if whole:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -284,10 +284,11 @@ def _histograms(ctx: RunContext, name: str, c: dict[str, Any]) -> None:
             )
         ax.axvline(c["thresholds"][kind], color="black", ls="--", label="threshold")
         ax.set(xscale="log", yscale="log", title=kind, xlabel="reconstruction error (MSE)")
-        ax.legend(fontsize=7)
     axes[0].set_ylabel("share of the class's rows")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(f"{name}: test reconstruction errors (threshold: best F1 on validation)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     save_figure(fig, ctx.figure(f"error_histograms_{name}"))
 
 
@@ -296,7 +297,7 @@ def _precision_recall(ctx: RunContext, curves: dict[str, dict[str, Any]]) -> Non
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 6.2), squeeze=False)
     for ax, (name, c) in zip(axes[0], curves.items()):
         for kind, scores in c["scores"].items():
             precision, recall, _ = precision_recall_curve(c["y"], scores)
@@ -307,7 +308,7 @@ def _precision_recall(ctx: RunContext, curves: dict[str, dict[str, Any]]) -> Non
         ax.axhline(rate, color="grey", lw=0.8, label=f"chance ({rate:.4f})")
         ax.set(xlabel="recall", ylabel="precision", title=f"{name} (test)", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.suptitle("Precision-recall on the test split: autoencoders (solid), baselines (dashed)")
     fig.tight_layout()
     save_figure(fig, ctx.figure("precision_recall"))

@@ -172,8 +172,12 @@ def run(ctx: RunContext) -> None:
     model = models[20].eval()
     with md.no_grad():
         samples = model.decoder(md.randn(64, 20)).numpy()
-    gen.mosaic(samples, ctx.figure("prior_samples"), ncol=8,
-               title="64 samples from the prior: z ~ N(0, I), decoded (20-D VAE)")  # fmt: skip
+    gen.mosaic(
+        samples,
+        ctx.figure("prior_samples"),
+        ncol=8,
+        title="64 samples from the prior: z ~ N(0, I), decoded (20-D VAE)",
+    )
     _traversal_figure(ctx, model, x_test[0], results["latent_20"]["kl_per_dim"])
     flat = models[2].eval()
     z_mean = gen.map_batches(lambda b: flat.encode(b)[0], x_test)
@@ -194,8 +198,10 @@ def run(ctx: RunContext) -> None:
 def _terms_figure(ctx: RunContext, results: dict[str, Any], epochs: int) -> None:
     steps = np.arange(1, epochs + 1)
     panels: dict[str, dict[str, tuple[Any, Any]]] = {}
-    for term, title in (("reconstruction", "reconstruction (BCE summed over pixels)"),
-                        ("kl", "KL(q(z|x) || N(0, I))")):  # fmt: skip
+    for term, title in (
+        ("reconstruction", "reconstruction (BCE summed over pixels)"),
+        ("kl", "KL(q(z|x) || N(0, I))"),
+    ):
         panels[title] = {
             f"{part}, {latent}-D latent": (
                 steps,

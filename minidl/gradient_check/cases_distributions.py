@@ -23,8 +23,11 @@ def _positive_scales(rng):
 
 
 register("Normal.rsample", _rsample, _positive_scales)
-register("Normal.rsample broadcast", _rsample, lambda r: [r.standard_normal((3, 4)),
-                                                          r.uniform(0.5, 2.0, (4,))])  # fmt: skip
+register(
+    "Normal.rsample broadcast",
+    _rsample,
+    lambda r: [r.standard_normal((3, 4)), r.uniform(0.5, 2.0, (4,))],
+)
 register(
     "Normal.log_prob",
     lambda loc, scale, x: Normal(loc, scale).log_prob(x),
