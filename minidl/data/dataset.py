@@ -150,6 +150,7 @@ def stratified_split(
     """Indices of parts that each hold every class in (close to) the same proportion.
 
     labels: (N,) class of each sample; fractions: one per part, summing to 1.
+    seed: a seed or Generator (default: the global generator seeded by ``minidl.manual_seed``).
     Each class is shuffled and cut by `fractions`, rounding so that the part sizes of a class
     add up to its count (largest remainders first). Returns sorted int64 index arrays.
     """

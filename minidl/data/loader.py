@@ -122,6 +122,11 @@ class DataLoader:
         _check_worker_arguments(num_workers, prefetch_factor, persistent_workers, timeout)
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"DataLoader: prefetch must be 0 or more, got {prefetch!r}")
+        if prefetch and num_workers:
+            raise ValueError(
+                "DataLoader: prefetch (a thread) and num_workers (processes) are two ways to "
+                "prepare batches ahead; give one of them"
+            )
         self.dataset = dataset
         self.batch_size = batch_size
         self.drop_last = drop_last

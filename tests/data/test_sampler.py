@@ -120,6 +120,7 @@ def test_loader_without_batching_collate_and_drop_last():
         (dict(prefetch_factor=2), "prefetch_factor needs num_workers"),
         (dict(timeout=-1), "timeout"),
         (dict(batch_size=None, drop_last=True), "drop_last"),
+        (dict(num_workers=1, prefetch=2), "give one of them"),
     ],
 )
 def test_loader_arguments_are_validated_where_given(kwargs, message):

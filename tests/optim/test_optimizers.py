@@ -617,6 +617,49 @@ def test_lbfgs_state_dict_round_trip_resumes_identically():
     np.testing.assert_array_equal(w.numpy(), straight[1])
 
 
+def test_lbfgs_loads_a_torch_state_dict_converted_to_numpy():
+    torch = pytest.importorskip("torch")
+    kwargs = dict(max_iter=3, history_size=4, line_search_fn="strong_wolfe")
+    _, _, topt = _lbfgs_torch(torch, kwargs, steps=2)
+    tstate = topt.state_dict()
+    as_numpy = {
+        "state": {
+            k: {n: _torch_to_numpy(v) for n, v in s.items()} for k, s in tstate["state"].items()
+        },
+        "param_groups": copy.deepcopy(tstate["param_groups"]),
+    }
+    x, w = (
+        Parameter(minidl.tensor(p.detach().numpy().copy())) for p in topt.param_groups[0]["params"]
+    )
+    opt = optim.LBFGS([x, w], **kwargs)
+    opt.load_state_dict(as_numpy)
+    a, b, _, _ = _least_squares()
+    A, B = minidl.tensor(a), minidl.tensor(b)
+
+    def closure():
+        opt.zero_grad()
+        r = A @ x - B
+        loss = (r * r).sum() + ((w - 1.0) ** 4).sum() + (x[:3] * w).sum() ** 2
+        loss.backward()
+        return loss
+
+    tx, tw = topt.param_groups[0]["params"]
+    tA, tB = torch.tensor(a), torch.tensor(b)
+
+    def torch_closure():
+        topt.zero_grad()
+        r = tA @ tx - tB
+        loss = (r * r).sum() + ((tw - 1.0) ** 4).sum() + (tx[:3] * tw).sum() ** 2
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+        topt.step(torch_closure)
+    np.testing.assert_allclose(x.numpy(), tx.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), atol=1e-6)
+
+
 def test_lbfgs_validates():
     p = Parameter(minidl.ones(2))
     with pytest.raises(ValueError, match="line_search_fn"):
