@@ -54,6 +54,13 @@ def get_worker_info() -> WorkerInfo | None:
     return _worker_info
 
 
+class _Verbatim(str):
+    """A message whose repr is itself, so that a KeyError prints it line by line."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 @dataclass
 class _WorkerError:
     """An exception raised in a worker, carried back as its type and formatted message."""
@@ -74,8 +81,10 @@ class _WorkerError:
         return cls(exc_type, message)
 
     def reraise(self) -> None:
+        # KeyError shows repr(message), which would print the traceback's newlines as \n
+        message = _Verbatim(self.message) if self.exc_type is KeyError else self.message
         try:
-            error = self.exc_type(self.message)
+            error = self.exc_type(message)
         except Exception:  # a type whose constructor wants other arguments
             error = RuntimeError(self.message)
         raise error

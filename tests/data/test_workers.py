@@ -41,6 +41,8 @@ class Failing(Dataset):
         if i == 5:
             if self.how == "raise":
                 raise ValueError(f"sample {i} is corrupt")
+            if self.how == "key":
+                raise KeyError(i)
             if self.how == "die":
                 os._exit(3)
             time.sleep(30)  # "hang": stuck far longer than the timeout
@@ -90,6 +92,14 @@ def test_an_exception_in_a_worker_is_raised_with_its_traceback():
     assert "Traceback" in text and "sample 5 is corrupt" in text
     assert 'raise ValueError(f"sample {i} is corrupt")' in text  # the worker's own line
     assert _no_children_left()
+
+
+def test_a_key_error_keeps_its_traceback_readable():
+    with pytest.raises(KeyError) as caught:
+        list(DataLoader(Failing("key"), batch_size=4, num_workers=1))
+    text = str(caught.value)
+    assert text.startswith("Caught KeyError in DataLoader worker process 0.\nOriginal Traceback")
+    assert "raise KeyError(i)" in text
 
 
 def test_a_dead_worker_is_reported_not_waited_for():
