@@ -7,7 +7,11 @@ NumPy/CuPy switch in ``minidl.backend``, gradient checking in ``minidl.gradient_
 ``minidl.no_grad``, ``minidl.nn.functional``...
 """
 
-from minidl import tensor_methods  # installs Tensor's methods before anything uses them
+from minidl import (
+    autograd,
+    tensor_methods,  # installs Tensor's methods before anything uses them
+    tensor_xp,  # the array namespace of create_graph (see minidl/tensor.py)
+)
 from minidl.gradient_check import gradcheck
 from minidl.serialization import SerializationError, load, save
 from minidl.tensor import (

@@ -24,26 +24,20 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
-
-float16, float32, float64 = np.float16, np.float32, np.float64
-int8, uint8, int16, int32, int64 = np.int8, np.uint8, np.int16, np.int32, np.int64
-bool_ = np.bool_
-_DTYPE_NAMES = {
-    "float": float32,
-    "double": float64,
-    "half": float16,
-    "long": int64,
-    "int": int32,
-    "bool": bool_,
-}
-
-
-def resolve_dtype(dtype: Any) -> np.dtype | None:
-    """A NumPy dtype from a dtype, a type or a name such as ``"float32"`` or ``"float"``."""
-    if dtype is None:
-        return None
-    return np.dtype(_DTYPE_NAMES.get(dtype, dtype))
-
+from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
+    bool_,
+    constant_like,
+    float16,
+    float32,
+    float64,
+    host_array,
+    int8,
+    int16,
+    int32,
+    int64,
+    resolve_dtype,
+    uint8,
+)
 
 # --------------------------------------------------------------------- grad mode
 _grad_enabled = True
@@ -117,19 +111,41 @@ def _notify(event: str, *args: Any) -> None:
 
 # --------------------------------------------------------------------- the op
 class Op:
-    """One op of the graph: ``forward`` and ``backward`` on arrays, side by side.
+    """One op of the graph: ``forward`` and ``backward`` side by side.
 
     Subclasses take non-differentiable settings (axis, stride, ...) in ``__init__`` and are
-    called on tensors: ``Sum(axis=1)(x)``. In ``forward`` they use ``self.xp`` (the array
-    module of the inputs) and ``self.save_for_backward(...)`` for what ``backward`` needs.
-    ``backward(grad)`` returns one gradient per input (``None`` where there is none); it
-    may skip work for inputs whose ``self.needs_input_grad`` entry is false.
+    called on tensors: ``Sum(axis=1)(x)``. ``forward`` gets arrays, uses ``self.xp`` (the
+    array module of the inputs) and ``self.save_for_backward(...)`` for what ``backward``
+    needs. ``backward(dy)`` returns one gradient per input (``None`` where there is none);
+    it may skip inputs whose ``self.needs_input_grad`` entry is false.
+
+    The protocol for op authors (higher-order gradients). ``backward`` runs in two modes:
+
+    - first order (``create_graph=False``, training): ``dy`` and ``self.saved`` are arrays
+      and ``self.xp`` is NumPy/CuPy. Nothing is recorded; this is the fast path.
+    - ``create_graph=True``: ``dy`` is a Tensor, ``self.saved`` gives the graph's own
+      tensors for saved inputs and the saved output (anything else saved comes back as a
+      constant Tensor: fine for masks and indices), and ``self.xp`` is
+      ``minidl/tensor_xp.py`` (NumPy's function names on Tensors). The same lines then
+      record differentiable ops, so the gradient can be differentiated again.
+
+    So write ``backward`` with operators (``dy * y``, ``dy @ w.T``), methods both arrays and
+    Tensors have (``sum(axis=, keepdims=)``, ``reshape``, ``swapaxes``, indexing) and
+    ``self.xp`` functions; save inputs and outputs, not intermediates computed from them.
+    An op whose backward is array code (fused kernels, ``out=``, scatter) instead defines
+    ``reference(*inputs) -> Tensor``: the same function composed of simpler ops, written
+    plainly. Under ``create_graph=True`` the engine differentiates the reference (with the
+    graph recorded) in place of ``backward``, and the tests compare ``forward`` against it.
+    An op with neither sets ``double_backward = False`` and create_graph names it in an
+    error. ``python -m minidl.gradient_check --order 2`` checks every op both ways.
     """
 
     xp: Any = np
     inputs: tuple[Tensor, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
     differentiable = True
+    double_backward = True
+    _tensor_saved: tuple | None = None
 
     @property
     def name(self) -> str:
@@ -165,6 +181,8 @@ class Op:
     def backward(self, grad: Any) -> Any:
         raise NotImplementedError
 
+    reference: Callable[..., Tensor] | None = None
+
     def save_for_backward(self, *arrays: Any) -> None:
         self._saved = arrays
 
@@ -178,7 +196,7 @@ class Op:
                     f"{self.name}: a tensor of shape {tensor.shape} that this op saved for "
                     f"backward was modified in place (version {version} -> {tensor._version})"
                 )
-        return self._saved
+        return self._saved if self._tensor_saved is None else self._tensor_saved
 
     def _watch_saved(self, inputs: tuple[Tensor, ...], out: Tensor) -> None:
         """Remember the versions of the tensors whose own arrays were saved.
@@ -199,13 +217,13 @@ class Op:
 
 
 # --------------------------------------------------------------------- the backward pass
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors of the graph below ``root``, each after all tensors it depends on.
+def _topological_order(roots: list[Tensor]) -> list[Tensor]:
+    """Tensors of the graph below ``roots``, each after all tensors it depends on.
 
     Iterative depth-first search, so a graph 10,000 ops deep needs no recursion."""
     order: list[Tensor] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         node, children_done = stack.pop()
         if children_done:
@@ -220,48 +238,151 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def run_backward(root: Tensor, grad: Any, retain_graph: bool) -> None:
-    """Propagate ``grad`` from ``root`` through the graph, in reverse topological order."""
-    grads: dict[int, Any] = {id(root): grad}
-    for node in reversed(_topological_order(root)):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        for hook in node._hooks:
-            replaced = hook(Tensor(g))
-            if replaced is not None:
-                g = replaced.data if isinstance(replaced, Tensor) else replaced
-        fn = node._ctx
-        if fn is None or node._retains_grad:
-            _accumulate(node, g)
-        if fn is None:
-            for post_hook in node._post_accumulate_hooks:
-                post_hook(node)
-            continue
-        if fn._saved is None:
-            raise RuntimeError(
-                f"{fn.name}: trying to backward through the graph a second time; "
-                "pass retain_graph=True to the first backward"
-            )
-        if _observers:
-            _notify("before_backward", fn, g)
-        input_grads = fn.backward(g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if _observers:
-            _notify("after_backward", fn, g, input_grads)
-        for t, needs, ig in zip(fn.inputs, fn.needs_input_grad, input_grads):
-            if not needs or ig is None:
+def run_backward(
+    roots: list[Tensor],
+    grads: list[Any],
+    retain_graph: bool,
+    create_graph: bool = False,
+    targets: list[Tensor] | None = None,
+    accumulate: bool = True,
+) -> dict[int, Any]:
+    """Propagate ``grads`` from ``roots`` through the graph, in reverse topological order.
+
+    Without ``targets`` every leaf (and tensor that retains grad) below gets its gradient
+    added to ``.grad``. With ``targets`` only the ops that lead to them run, and their
+    gradients are returned by ``id`` (and added to their ``.grad`` if ``accumulate``).
+    With ``create_graph`` gradients are Tensors and each op's backward records its own
+    graph (see ``Op``); otherwise they are arrays and nothing is recorded."""
+    order = _topological_order(roots)
+    wanted = None if targets is None else _leading_to(order, targets)
+    pending: dict[int, Any] = {}
+    for root, g in zip(roots, grads):
+        pending[id(root)] = g if id(root) not in pending else pending[id(root)] + g
+    found: dict[int, Any] = {}
+    with set_grad_enabled(create_graph):
+        for node in reversed(order):
+            g = pending.pop(id(node), None)
+            if g is None:
                 continue
-            if _anomaly_mode:
-                _check_finite(fn, ig, "gradient")
-            _check_grad_shape(fn, t, ig)
-            if ig.dtype != t.dtype:  # e.g. a float64 constant met a float32 input
-                ig = ig.astype(t.dtype)
-            previous = grads.get(id(t))
-            grads[id(t)] = ig if previous is None else previous + ig
-        if not retain_graph:
-            fn.free()
+            g = _run_hooks(node, g, create_graph)
+            fn = node._ctx
+            if targets is None:
+                if fn is None or node._retains_grad:
+                    _accumulate(node, g)
+            elif id(node) in wanted.targets:
+                found[id(node)] = g
+                if accumulate:
+                    _accumulate(node, g)
+            if fn is None:
+                for post_hook in node._post_accumulate_hooks:
+                    post_hook(node)
+                continue
+            if wanted is not None and not wanted.below(fn):
+                continue
+            _propagate(fn, node, g, pending, wanted, create_graph)
+            if not retain_graph:
+                fn.free()
+    return found
+
+
+def _propagate(fn: Op, node: Tensor, g: Any, pending: dict, wanted: Any, graph: bool) -> None:
+    """Run ``fn``'s backward and add each input's gradient to ``pending``."""
+    if fn._saved is None:
+        raise RuntimeError(
+            f"{fn.name}: trying to backward through the graph a second time (its saved "
+            "values were freed); pass retain_graph=True to the first backward"
+        )
+    if _observers:
+        _notify("before_backward", fn, g)
+    input_grads = _backward_on_tensors(fn, node, g) if graph else fn.backward(g)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if _observers:
+        _notify("after_backward", fn, g, input_grads)
+    for t, needs, ig in zip(fn.inputs, fn.needs_input_grad, input_grads):
+        if not needs or ig is None or (wanted is not None and id(t) not in wanted.ids):
+            continue
+        if _anomaly_mode:
+            _check_finite(fn, ig.data if graph else ig, "gradient")
+        _check_grad_shape(fn, t, ig)
+        if ig.dtype != t.dtype:  # e.g. a float64 constant met a float32 input
+            ig = ig.to(t.dtype) if graph else ig.astype(t.dtype)
+        previous = pending.get(id(t))
+        pending[id(t)] = ig if previous is None else previous + ig
+
+
+class _Wanted:
+    """The tensors on some path from the roots to the targets (``ids``), and the targets."""
+
+    def __init__(self, ids: set[int], targets: set[int]) -> None:
+        self.ids, self.targets = ids, targets
+
+    def below(self, fn: Op) -> bool:
+        return any(id(t) in self.ids for t in fn.inputs)
+
+
+def _leading_to(order: list[Tensor], targets: list[Tensor]) -> _Wanted:
+    """``order`` is children first, so one pass marks every tensor above a target."""
+    target_ids = {id(t) for t in targets}
+    ids = set(target_ids)
+    for node in order:
+        if node._ctx is not None and any(id(t) in ids for t in node._ctx.inputs):
+            ids.add(id(node))
+    return _Wanted(ids, target_ids)
+
+
+def _run_hooks(node: Tensor, g: Any, graph: bool) -> Any:
+    """Each hook sees the gradient as a Tensor; one that returns a tensor replaces it."""
+    for hook in node._hooks:
+        replaced = hook(g if graph else Tensor(g))
+        if replaced is None:
+            continue
+        if tuple(replaced.shape) != node.shape:
+            raise RuntimeError(
+                f"a hook on a tensor of shape {node.shape} returned a gradient of shape "
+                f"{tuple(replaced.shape)}"
+            )
+        if graph:
+            g = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
+        else:
+            g = replaced.data if isinstance(replaced, Tensor) else replaced
+    return g
+
+
+def _backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
+    """``fn``'s backward recorded as a graph (``create_graph=True``): see ``Op``."""
+    if fn.reference is not None:
+        return _reference_backward(fn, dy)
+    if not fn.double_backward:
+        raise RuntimeError(
+            f"{fn.name}: create_graph=True needs this op's double backward, which it does "
+            "not have (it defines neither a Tensor-friendly backward nor a reference)"
+        )
+    graph = {id(t.data): t for t in (*fn.inputs, out)}
+    fn._tensor_saved = tuple(
+        graph[id(a)] if id(a) in graph else Tensor(a) if _is_array(a) else a for a in fn.saved
+    )
+    xp, fn.xp = fn.xp, TENSOR_XP
+    try:
+        return fn.backward(dy)
+    finally:
+        fn.xp, fn._tensor_saved = xp, None
+
+
+def _reference_backward(fn: Op, dy: Tensor) -> tuple:
+    """Differentiate ``fn.reference`` (recomputed on the inputs, graph recorded) with ``dy``."""
+    wanted = [t for t, needs in zip(fn.inputs, fn.needs_input_grad) if needs]
+    out = fn.reference(*fn.inputs)
+    found = run_backward([out], [dy], True, True, wanted, accumulate=False)
+    return tuple(found.get(id(t)) if n else None for t, n in zip(fn.inputs, fn.needs_input_grad))
+
+
+def _is_array(a: Any) -> bool:
+    return hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, Tensor)
+
+
+# ``minidl/tensor_xp.py`` sets this when minidl is imported: the array namespace on Tensors.
+TENSOR_XP: Any = None
 
 
 def _check_grad_shape(fn: Op, t: Tensor, grad: Any) -> None:
@@ -273,7 +394,12 @@ def _check_grad_shape(fn: Op, t: Tensor, grad: Any) -> None:
 
 
 def _accumulate(leaf: Tensor, g: Any) -> None:
-    """``leaf.grad += g``; the first gradient is copied so no two grads share memory."""
+    """``leaf.grad += g``; the first gradient is copied so no two grads share memory.
+    Under create_graph ``g`` is a Tensor with a graph, kept as it is (as in PyTorch)."""
+    if isinstance(g, Tensor):
+        g = g if g.dtype == leaf.dtype else g.to(leaf.dtype)
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
     if g.dtype != leaf.dtype:
         g = g.astype(leaf.dtype)
     if leaf.grad is None:
@@ -380,30 +506,52 @@ class Tensor:
         self._post_accumulate_hooks.append(hook)
         return lambda: self._post_accumulate_hooks.remove(hook)
 
-    def backward(self, gradient: Tensor | Any = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) * gradient into ``.grad`` of every leaf below."""
+    def backward(
+        self,
+        gradient: Tensor | Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Tensor | list[Tensor] | None = None,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) * gradient into ``.grad`` of every leaf below (or only
+        of ``inputs``). ``create_graph`` records the backward pass, so the gradients can be
+        differentiated again; ``retain_graph`` (default: ``create_graph``) keeps the graph
+        for another backward."""
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no graph")
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward(): grad can be implicitly created only for a scalar output, "
-                    f"got shape {self.shape}; pass a gradient of that shape"
-                )
-            grad = backend.get_array_module(self.data).ones_like(self.data)
-        else:
-            grad = gradient.data if isinstance(gradient, Tensor) else gradient
-            grad = backend.to_device(grad, self.device)
-            if tuple(grad.shape) != self.shape:
-                raise ValueError(
-                    f"backward(): gradient of shape {tuple(grad.shape)} for a tensor of shape "
-                    f"{self.shape}"
-                )
-        run_backward(self, grad, retain_graph)
+        grad = initial_grad(self, gradient, create_graph, "backward()")
+        retain = create_graph if retain_graph is None else retain_graph
+        targets = None if inputs is None else _as_list(inputs)
+        run_backward([self], [grad], retain, create_graph, targets)
 
     def _bump_version(self) -> None:
         """Mark an in-place change, so a backward that saved the old values refuses to run."""
         self._version += 1
+
+
+def initial_grad(out: Tensor, gradient: Any, graph: bool, caller: str) -> Any:
+    """The upstream gradient of ``out``: ones for a scalar, else ``gradient`` checked;
+    an array on the first-order path, a Tensor (kept, graph and all) under create_graph."""
+    if gradient is None:
+        if out.data.size != 1:
+            raise RuntimeError(
+                f"{caller}: grad can be implicitly created only for a scalar output, "
+                f"got shape {out.shape}; pass a gradient of that shape"
+            )
+        grad = backend.get_array_module(out.data).ones_like(out.data)
+        return Tensor(grad) if graph else grad
+    if tuple(gradient.shape) != out.shape:
+        raise ValueError(
+            f"{caller}: gradient of shape {tuple(gradient.shape)} for a tensor of shape {out.shape}"
+        )
+    if isinstance(gradient, Tensor):
+        return gradient if graph else gradient.data
+    grad = backend.to_device(gradient, out.device)
+    return Tensor(grad) if graph else grad
+
+
+def _as_list(tensors: Tensor | Any) -> list[Tensor]:
+    return [tensors] if isinstance(tensors, Tensor) else list(tensors)
 
 
 # --------------------------------------------------------------------- op inputs
@@ -436,24 +584,4 @@ def _cast(x: Tensor, dtype: Any) -> Tensor:
 
 
 def _constant(value: Any, like: Tensor) -> Any:
-    """A Python scalar takes the tensor's dtype, as in PyTorch."""
-    xp = backend.get_array_module(like.data)
-    if isinstance(value, (bool, int, float)):
-        return xp.asarray(value, dtype=like.dtype)
-    return backend.to_device(host_array(value, None), like.device)
-
-
-def host_array(data: Any, dtype: np.dtype | None) -> Any:
-    """An array from Python data: floats become float32, ints int64 (PyTorch's defaults)."""
-    if backend.get_array_module(data) is not np or isinstance(data, np.ndarray):
-        return data if dtype is None else data.astype(dtype, copy=False)
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-        data = [backend.to_numpy(x.data) if isinstance(x, Tensor) else x for x in data]
-    array = np.asarray(data)
-    if dtype is None and array.dtype == np.float64 and not isinstance(data, np.generic):
-        array = array.astype(float32)
-    if dtype is not None:
-        array = array.astype(dtype, copy=False)
-    if array.dtype == object:
-        raise TypeError(f"tensor(): cannot make a tensor from {type(data).__name__} data")
-    return array
+    return constant_like(value, like.data)

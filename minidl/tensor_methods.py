@@ -115,6 +115,10 @@ class TensorMethods:
     def bool(self) -> Tensor:
         return self.to(bool_)
 
+    def astype(self, dtype: Any) -> Tensor:
+        """NumPy's name for ``to(dtype)`` (an op backward calls it on arrays and Tensors)."""
+        return self.to(dtype)
+
     def type(self, dtype: Any) -> Tensor:
         return self.to(dtype)
 
@@ -414,6 +418,9 @@ class TensorMethods:
         perm = list(range(self.ndim))
         perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
         return self.permute(*perm)
+
+    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
+        return self.transpose(axis0, axis1)
 
     def t(self) -> Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self

@@ -95,10 +95,17 @@ def test_every_registered_case_passes():
 
 
 def test_report_command(capsys):
-    assert main(["--op", "matmul"]) == 0
+    assert main(["--op", "matmul", "--order", "1"]) == 0
     out = capsys.readouterr().out
-    assert "MatMul" in out and "max abs err" in out and "0 failed" in out
+    assert "MatMul" in out and "1st abs / rel err" in out and "0 failed" in out
+    assert "2nd abs" not in out
     assert main(["--op", "no-such-op"]) == 2
+
+
+def test_report_has_a_second_order_column(capsys):
+    assert main(["--op", "erf"]) == 0
+    out = capsys.readouterr().out
+    assert "Erf" in out and "2nd abs / rel err" in out and "0 failed" in out
 
 
 def test_report_command_fails_on_a_broken_op(capsys):
@@ -130,7 +137,7 @@ def test_report_filters_before_checking(monkeypatch, capsys):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Case, "check", spy)
-    assert main(["--op", "matmul"]) == 0
+    assert main(["--op", "matmul", "--order", "1"]) == 0
     cases = all_cases()
     assert 0 < len(checked) < len(cases) / 2  # only the matching cases were checked
     for name in checked:

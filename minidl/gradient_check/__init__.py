@@ -6,8 +6,10 @@ gradient of ``sum(fn(x) * g)`` from ``backward`` with central differences
 
     d/dx_i sum(fn(x) * g) ~ (sum(fn(x + eps e_i) * g) - sum(fn(x - eps e_i) * g)) / (2 eps)
 
-for every element of every input that requires grad. ``minidl.gradient_check.registry`` holds
-one or more sample cases per op; ``python -m minidl.gradient_check`` checks them all.
+for every element of every input that requires grad. ``gradgradcheck`` does the same for
+the first derivative itself (second order, through ``create_graph=True``).
+``minidl.gradient_check.registry`` holds one or more sample cases per op;
+``python -m minidl.gradient_check [--order 1|2]`` checks them all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Tensor, float64, no_grad
+from minidl.tensor import Tensor, enable_grad, float64, no_grad, run_backward
 from minidl.tensor_functions import tensor
 
 
@@ -37,6 +39,7 @@ class GradcheckResult:
     max_rel_err: float
     ops: list[str] = field(default_factory=list)
     passed: bool = True
+    error: str = ""
 
     def __bool__(self) -> bool:
         return self.passed
@@ -93,6 +96,64 @@ def gradcheck(
     return result
 
 
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Any,
+    grad_outputs: Any = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+    name: str | None = None,
+    raise_on_failure: bool = True,
+) -> GradcheckResult:
+    """Check second derivatives: ``gradcheck`` of the map (inputs, g) -> the gradient of
+    ``sum(fn(inputs) * g)`` with respect to the inputs that require grad, computed by
+    backward with ``create_graph=True``, in float64. ``g`` (``grad_outputs``) is random
+    unless given, and is checked too (the backward is linear in it); the gradients are
+    reduced with a random second upstream gradient ``v`` (``sum_i grad_i * v_i``), so a
+    transposed second derivative is caught. An op without a double backward fails here,
+    naming the op."""
+    xs = [_float64_copy(x) for x in inputs]
+    checked = [i for i, x in enumerate(xs) if x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad")
+    out = fn(*xs)
+    rng = np.random.default_rng(seed + 1)
+    if grad_outputs is None:
+        grad_outputs = rng.standard_normal(out.shape)
+    g = _float64_copy(grad_outputs)
+    g.requires_grad_(True)
+    vs = [backend.to_device(rng.standard_normal(xs[i].shape), xs[i].device) for i in checked]
+    ops = graph_ops(out)
+
+    def first_derivative(*args: Tensor) -> Tensor:
+        *xs_, g_ = args
+        with enable_grad():
+            y = fn(*xs_)
+            wanted = [xs_[i] for i in checked]
+            found = run_backward([y], [g_], True, True, wanted, accumulate=False)
+            total = (g_ * 0).sum()  # keeps the graph to g when no gradient depends on it
+            for x, v in zip(wanted, vs):
+                if id(x) in found:
+                    total = total + (found[id(x)] * Tensor(v)).sum()
+        return total
+
+    result = gradcheck(
+        first_derivative,
+        *xs,
+        g,
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        seed=seed,
+        name=name or (ops[-1] if ops else getattr(fn, "__name__", "fn")),
+        raise_on_failure=raise_on_failure,
+    )
+    result.ops, result.shapes = ops, [x.shape for x in xs]
+    return result
+
+
 def _float64_copy(x: Any) -> Tensor:
     """A float64 leaf copy of a floating input (others are copied as they are)."""
     t = x if isinstance(x, Tensor) else tensor(x)
@@ -134,4 +195,4 @@ def graph_ops(out: Tensor) -> list[str]:
     return names[::-1]
 
 
-__all__ = ["GradcheckError", "GradcheckResult", "gradcheck", "graph_ops"]
+__all__ = ["GradcheckError", "GradcheckResult", "gradcheck", "gradgradcheck", "graph_ops"]

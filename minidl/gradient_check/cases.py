@@ -14,7 +14,7 @@ from minidl.gradient_check.registry import (
     with_ints,
 )
 from minidl.nn import functional as F
-from minidl.ops.shape import ToDevice
+from minidl.ops.shape import ScatterAdd, ToDevice
 
 # arithmetic
 register("add broadcast", lambda a, b: a + b, normal((3, 4), (4,)))
@@ -29,6 +29,11 @@ register("exp", lambda a: a.exp(), normal((3, 4)))
 register("log", lambda a: a.log(), positive((3, 4)))
 register("sqrt", lambda a: a.sqrt(), positive((3, 4)))
 register("abs", lambda a: a.abs(), away_from_zero((3, 4)))
+register(
+    "scatter_add (the adjoint of indexing), repeated rows",
+    lambda a: ScatterAdd((5, 4), (np.array([0, 2, 2]),))(a),
+    normal((3, 4)),
+)
 register("clip", lambda a: a.clamp(-0.5, 0.5), distinct((4, 5)))
 register("maximum", md.maximum, distinct((3, 4), (4,)))
 register("minimum", md.minimum, distinct((3, 4), (3, 1)))

@@ -10,8 +10,10 @@ import math
 from typing import Any
 
 from minidl import backend
+from minidl.ops.arithmetic import Where
 from minidl.ops.broadcasting import normalize_axis
-from minidl.tensor import Op
+from minidl.ops.elementwise import Erf
+from minidl.tensor import Op, Tensor
 
 
 class ReLU(Op):
@@ -86,6 +88,11 @@ class GELU(Op):
         pdf = self.xp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return dy * (_normal_cdf(x) + x * pdf)
 
+    def reference(self, x: Tensor) -> Tensor:
+        if self.approximate == "tanh":
+            return 0.5 * x * (1 + _gelu_u(x).tanh())
+        return x * 0.5 * (1 + Erf()(x / math.sqrt(2)))
+
 
 def _gelu_u(x: Any) -> Any:
     return math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
@@ -146,6 +153,11 @@ class Softplus(Op):
     def backward(self, dy: Any) -> Any:
         (bx,) = self.saved
         return self.xp.where(bx > self.threshold, dy, dy * sigmoid_array(bx))
+
+    def reference(self, x: Tensor) -> Tensor:
+        bx = self.beta * x
+        soft = (bx.relu() + (1 + (-bx.abs()).exp()).log()) / self.beta
+        return where(Tensor(bx.data > self.threshold), x, soft)
 
 
 class Softmax(Op):
@@ -232,3 +244,7 @@ class Hardswish(Op):
         (x,) = self.saved
         slope = self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
         return dy * slope.astype(dy.dtype)
+
+
+def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    return Where()(cond, a, b)

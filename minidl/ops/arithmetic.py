@@ -241,7 +241,7 @@ class Cast(Op):
         return x.astype(self.dtype)
 
     def backward(self, dy: Any) -> Any:
-        return dy.astype(self.source)
+        return dy.astype(self.source)  # Tensor.astype too (NumPy's name for to(dtype))
 
 
 class Clone(Op):

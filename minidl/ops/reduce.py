@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import normalize_axis
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def restore_dims(dy: Any, shape: tuple[int, ...], axes: tuple[int, ...] | None) -> Any:
@@ -27,6 +27,12 @@ def reduced_count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
         if axes is None or i in axes:
             count *= d
     return count
+
+
+def _owned(a: Any) -> Any:
+    """A broadcast view copied into an array of its own (on Tensors, under create_graph,
+    the op's output already is one)."""
+    return a.copy() if hasattr(a, "copy") else a
 
 
 class Reduction(Op):
@@ -64,7 +70,7 @@ class Sum(Reduction):
         return x.sum(axis=self.setup(x), keepdims=self.keepdims)
 
     def backward(self, dy: Any) -> Any:
-        return self.xp.broadcast_to(self.spread(dy), self.shape).copy()
+        return _owned(self.xp.broadcast_to(self.spread(dy), self.shape))
 
 
 class Mean(Reduction):
@@ -75,7 +81,7 @@ class Mean(Reduction):
 
     def backward(self, dy: Any) -> Any:
         n = reduced_count(self.shape, self.axes)
-        return self.xp.broadcast_to(self.spread(dy) / n, self.shape).copy()
+        return _owned(self.xp.broadcast_to(self.spread(dy) / n, self.shape))
 
 
 class Max(Reduction):
@@ -126,6 +132,15 @@ class MaxAlong(Reduction):
         self.xp.put_along_axis(dx, index, self.spread(dy), axis=self.axes[0])
         return dx
 
+    def reference(self, x: Tensor) -> Tensor:
+        """x times the one-hot mask of the chosen index, summed along the axis."""
+        (index,) = self.saved
+        (axis,) = self.axes
+        positions = self.xp.arange(x.shape[axis]).reshape(
+            [-1 if i == axis else 1 for i in range(x.ndim)]
+        )
+        return (x * Tensor(positions == index)).sum(axis=axis, keepdims=self.keepdims)
+
 
 class Var(Reduction):
     """y = sum_axes (x - mean)^2 / (n - correction);  dx = dy * 2 (x - mean) / (n - c)"""
@@ -145,6 +160,10 @@ class Var(Reduction):
         (centered,) = self.saved
         return self.spread(dy) * 2 * centered / self.dof
 
+    def reference(self, x: Tensor) -> Tensor:
+        centered = x - x.mean(axis=self.axes, keepdims=True)
+        return (centered * centered).sum(axis=self.axes, keepdims=self.keepdims) / self.dof
+
 
 class LogSumExp(Reduction):
     """y = log sum_axes exp(x), computed as m + log sum exp(x - m) with m = max x so that
@@ -154,10 +173,10 @@ class LogSumExp(Reduction):
         axes = self.setup(x)
         m = x.max(axis=axes, keepdims=True)
         m = self.xp.where(self.xp.isfinite(m), m, 0)
-        y = self.xp.log(self.xp.exp(x - m).sum(axis=axes, keepdims=True)) + m
-        self.save_for_backward(x, y)
-        return self.finish(y)
+        y = self.finish(self.xp.log(self.xp.exp(x - m).sum(axis=axes, keepdims=True)) + m)
+        self.save_for_backward(x, y)  # the output itself: under create_graph, in the graph
+        return y
 
     def backward(self, dy: Any) -> Any:
         x, y = self.saved
-        return self.spread(dy) * self.xp.exp(x - y)
+        return self.spread(dy) * self.xp.exp(x - self.spread(y))

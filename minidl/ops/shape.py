@@ -44,7 +44,7 @@ class Permute(Op):
         inverse = [0] * len(self.perm)
         for i, p in enumerate(self.perm):
             inverse[p % len(self.perm)] = i
-        return dy.transpose(inverse)
+        return self.xp.transpose(dy, inverse)
 
 
 class BroadcastTo(Op):
@@ -152,12 +152,32 @@ class GetItem(Op):
             raise IndexError(f"getitem: {e} (tensor of shape {x.shape})") from None
 
     def backward(self, dy: Any) -> Any:
-        dx = self.xp.zeros(self.shape, dtype=dy.dtype)
+        scatter = ScatterAdd(self.shape, self.index)
+        if isinstance(dy, Tensor):  # create_graph: record the adjoint as an op
+            return scatter(dy)
+        scatter.xp = self.xp
+        return scatter.forward(dy)
+
+
+class ScatterAdd(Op):
+    """y = zeros of ``shape`` with x added at ``index`` (repeats summed);  dx = dy[index].
+
+    The adjoint of ``GetItem``: its backward, and what its backward records under
+    create_graph (so GetItem's double backward is GetItem again)."""
+
+    def __init__(self, shape: tuple[int, ...], index: Any) -> None:
+        self.shape, self.index = shape, index
+
+    def forward(self, x: Any) -> Any:
+        out = self.xp.zeros(self.shape, dtype=x.dtype)
         if _is_basic(self.index) or _is_boolean_mask(self.index):
-            dx[self.index] = dy
+            out[self.index] = x
         else:
-            backend.scatter_add(dx, self.index, dy)
-        return dx
+            backend.scatter_add(out, self.index, x)
+        return out
+
+    def backward(self, dy: Any) -> Any:
+        return dy[self.index]
 
 
 def _is_boolean_mask(index: Any) -> bool:
@@ -175,4 +195,6 @@ class ToDevice(Op):
         return backend.to_device(x, self.device)
 
     def backward(self, dy: Any) -> Any:
+        if isinstance(dy, Tensor):
+            return dy.to(self.source)
         return backend.to_device(dy, self.source)
