@@ -508,3 +508,31 @@ def test_lambda_state_dict_saves_callable_objects_not_functions():
     other = S.LambdaLR(make_optimizer(), [Decay(0.9), lambda epoch: 1.0])
     other.load_state_dict(state)
     assert other.lr_lambdas[0].rate == 0.5
+
+
+NEW_SCHEDULES = {
+    "ConstantLR": dict(factor=0.5, total_iters=4),
+    "PolynomialLR": dict(total_iters=9, power=1.5),
+    "MultiplicativeLR": dict(lr_lambda=lambda epoch: 0.9),
+    "CosineAnnealingWarmRestarts": dict(T_0=3, T_mult=2, eta_min=0.001),
+    "CyclicLR": dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="triangular2"),
+}
+
+
+@pytest.mark.parametrize("name", list(NEW_SCHEDULES))
+def test_state_dict_is_torchs_and_a_torch_one_resumes_here(name):
+    """The same keys as PyTorch's state dict (but its internal re-entrancy flag), and a
+    PyTorch scheduler's state dict, loaded here mid-run, continues as PyTorch does."""
+    torch, topt = torch_twin()
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, **NEW_SCHEDULES[name])
+    lr_sequence(theirs, 7)
+    ours = getattr(S, name)(make_optimizer(), **NEW_SCHEDULES[name])
+    their_state = theirs.state_dict()
+    assert set(ours.state_dict()) == set(their_state) - {"_get_lr_called_within_step"}
+    ours.optimizer.load_state_dict(
+        {"state": {}, "param_groups": copy.deepcopy(topt.state_dict()["param_groups"])}
+    )
+    ours.load_state_dict(
+        {k: v for k, v in their_state.items() if k != "_get_lr_called_within_step"}
+    )
+    np.testing.assert_allclose(lr_sequence(ours, 15), torch_sequence(theirs, 15), rtol=1e-12)
