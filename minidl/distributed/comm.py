@@ -212,14 +212,33 @@ def init() -> Communicator:
     Without mpi4py, or started as one plain process: a world of one."""
     global _world
     if _world is None:
-        MPI = _mpi()
-        if MPI is None:
-            _world = Communicator()
-        else:
-            _world = Communicator(MPI.COMM_WORLD)
-            if _world.size > 1:
-                install_abort_hook(_world)
+        MPI, launched = _mpi(), _launcher_size()
+        world = Communicator() if MPI is None else Communicator(MPI.COMM_WORLD)
+        if launched is not None and launched != world.size:
+            # K copies that each think they are alone would each train and write alone
+            raise RuntimeError(
+                f"minidl.distributed.init: the launcher started {launched} processes but this "
+                f"one sees a world of {world.size}: "
+                + (
+                    "mpi4py is not installed (pip install minidl[distributed])"
+                    if MPI is None
+                    else "mpi4py was built for another MPI than this mpiexec's; "
+                    "use the mpiexec of the MPI that mpi4py uses"
+                )
+            )
+        if world.size > 1:
+            install_abort_hook(world)
+        _world = world
     return _world
+
+
+def _launcher_size() -> int | None:
+    """The number of processes an MPI launcher says it started (MPICH's and Open MPI's
+    variables), or None when this process was not started by one of them."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return None
 
 
 def is_initialized() -> bool:

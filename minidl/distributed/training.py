@@ -84,6 +84,12 @@ def prepare(
 ) -> tuple[Module, Any, Any, Communicator]:
     """(model in DDP, this rank's train loader, its val loader, the communicator)."""
     comm = distributed if isinstance(distributed, Communicator) else init()
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if loader is not None and not hasattr(loader, "dataset"):
+            raise TypeError(
+                f"fit(distributed=True): {name} must be a DataLoader (with .dataset, "
+                f".batch_size), to be split over the ranks; got {type(loader).__name__}"
+            )
     if not isinstance(model, DistributedDataParallel):
         model = DistributedDataParallel(model, process_group=comm)
     train_loader = shard_train_loader(train_loader, comm)

@@ -137,4 +137,5 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     start = time.perf_counter()
     result = mpirun("die", tmp_path / "unused")
     assert result.returncode != 0
+    assert "signal 9" in result.stdout + result.stderr  # mpiexec names the dead rank's end
     assert time.perf_counter() - start < 60

@@ -22,6 +22,17 @@ def test_init_without_a_launcher_is_a_world_of_one():
     assert world.is_main and init() is world
 
 
+def test_a_launcher_whose_processes_cannot_see_each_other_is_an_error(monkeypatch):
+    """Under `mpiexec -n 2` without a working mpi4py, two copies would each train alone."""
+    from minidl.distributed import comm
+
+    monkeypatch.setattr(comm, "_world", None)
+    monkeypatch.setattr(comm, "_mpi", lambda: None)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    with pytest.raises(RuntimeError, match="started 2 processes but this one sees a world of 1"):
+        comm.init()
+
+
 def test_collectives_of_one_return_the_input_on_its_device():
     a = md.tensor([[1.0, 2.0], [3.0, 4.0]]).data
     reduced = ONE.allreduce(a, "mean")
@@ -112,3 +123,13 @@ def test_fit_distributed_in_a_world_of_one_learns():
     history = fit(model, nn.functional.cross_entropy, opt, loader, 3, val_loader=loader,
                   metrics=["accuracy"], progress=False, distributed=True)  # fmt: skip
     assert history.last["val_accuracy"] > 0.9
+
+
+def test_fit_distributed_needs_data_loaders():
+    from minidl.train import fit
+
+    model = _model()
+    batches = [(np.ones((2, 3), np.float32), np.zeros(2, np.int64))]
+    with pytest.raises(TypeError, match="train_loader must be a DataLoader"):
+        fit(model, nn.functional.cross_entropy, optim.SGD(model.parameters(), lr=0.1), batches,
+            1, distributed=True)  # fmt: skip
