@@ -7,7 +7,7 @@ Cases:
   communicator is the one-process reference the test computes itself.
 - ``collectives``: allreduce/broadcast/gather/allgather on NumPy and simulated-CUDA arrays;
   rank 0 saves the results.
-- ``fit``: ``fit(distributed=True)`` for 2 epochs with a checkpoint at OUT.
+- ``fit``: ``fit(distributed=True)`` with a checkpoint at OUT, resumed if it exists.
 - ``abort``: rank 1 raises while rank 0 waits in an allreduce.
 - ``die``: rank 1 is killed (SIGKILL) while rank 0 waits in an allreduce.
 """
@@ -176,7 +176,12 @@ def run_fit(epochs: int, checkpoint: str | None, resume: bool = False) -> Any:
 
 
 def fit_case(comm: Communicator, out: str) -> None:
-    run_fit(2, out)
+    """Train (or resume, when the checkpoint exists) up to EPOCHS (argv[3], default 2)
+    epochs; rank 0 saves the final weights next to the checkpoint (OUT.npz)."""
+    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    model, _ = run_fit(epochs, out, resume=True)
+    if comm.is_main:
+        np.savez(out + ".npz", **{k: v.numpy() for k, v in model.state_dict().items()})
 
 
 def abort(comm: Communicator, out: str) -> None:

@@ -93,18 +93,20 @@ def test_collectives_on_numpy_and_simulated_cuda(tmp_path):
         np.testing.assert_array_equal(got[f"{device}/allgather"], rows)
 
 
-def test_fit_checkpoint_of_two_ranks_resumes_in_one_process(tmp_path):
-    """fit(distributed=True) on 2 ranks for 2 epochs, then resumed by one process for a
-    third: the same weights and history as 3 epochs in one process."""
+def test_checkpoints_resume_on_any_number_of_ranks(tmp_path):
+    """fit(distributed=True) for 2 epochs on 2 ranks, resumed for a third by one process,
+    then for a fourth by 2 ranks again: the weights and history of 4 epochs in one go."""
     checkpoint = tmp_path / "run.ckpt"
     _ok(mpirun("fit", checkpoint))
-    assert sorted(os.listdir(tmp_path)) == ["run.ckpt"]  # one file, no leftovers
+    assert sorted(os.listdir(tmp_path)) == ["run.ckpt", "run.ckpt.npz"]  # rank 0's only
     worker = _worker_module()
-    resumed, history = worker.run_fit(3, checkpoint, resume=True)
-    straight, reference = worker.run_fit(3, None)
+    _, history = worker.run_fit(3, checkpoint, resume=True)
+    _ok(_mpiexec([str(WORKER), "fit", str(checkpoint), "4"]))
+    straight, reference = worker.run_fit(4, None)
+    resumed = np.load(str(checkpoint) + ".npz")
     for key, value in straight.state_dict().items():
-        np.testing.assert_allclose(resumed.state_dict()[key].numpy(), value.numpy(), atol=FIT_ATOL)
-    for ours, theirs in zip(history.epochs, reference.epochs):
+        np.testing.assert_allclose(resumed[key], value.numpy(), atol=FIT_ATOL)
+    for ours, theirs in zip(history.epochs, reference.epochs[:3]):
         for key in ("train_loss", "val_loss", "val_accuracy"):
             assert ours[key] == pytest.approx(theirs[key], abs=1e-5), key
 
