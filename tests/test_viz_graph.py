@@ -33,16 +33,18 @@ def _parse(dot: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
 def _mlp_loss():
     md.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    loss = F.cross_entropy(model(md.randn(5, 4)), md.tensor([0, 1, 2, 0, 1]))
-    return model, loss
+    x = md.randn(5, 4)
+    loss = F.cross_entropy(model(x), md.tensor([0, 1, 2, 0, 1]))
+    return model, x, loss
 
 
 def test_one_node_per_op_and_leaf_and_one_edge_per_input():
-    model, loss = _mlp_loss()
-    nodes, edges = _parse(viz.draw_graph(loss, params=dict(model.named_parameters())))
+    model, x, loss = _mlp_loss()
+    params = {"x": x, **dict(model.named_parameters())}
+    nodes, edges = _parse(viz.draw_graph(loss, params=params))
     titles = sorted(label[0] for label in nodes.values())
     ops = ["NLL", "LogSoftmax", "Linear", "Linear", "ReLU"]
-    assert titles == sorted([*ops, "0.weight", "0.bias", "2.weight", "2.bias", "input", "input"])
+    assert titles == sorted([*ops, "0.weight", "0.bias", "2.weight", "2.bias", "x", "tensor"])
     by_title = {label[0]: label for label in nodes.values()}
     assert by_title["0.weight"][1] == "(8, 4) float32"
     assert by_title["NLL"][1] == "() float32"
@@ -53,7 +55,7 @@ def test_one_node_per_op_and_leaf_and_one_edge_per_input():
 
 
 def test_saved_arrays_are_named_and_freed_after_backward():
-    _, loss = _mlp_loss()
+    _, _, loss = _mlp_loss()
     before = viz.draw_graph(loss, show_saved=True)
     assert "saved: input 0" in before and "saved: output" in before  # Linear, ReLU
     loss.backward()
@@ -87,7 +89,7 @@ def test_a_graph_ten_thousand_ops_deep_draws_without_recursion():
 def test_render_writes_the_file(tmp_path, suffix, magic):
     if viz.graphviz_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed")
-    _, loss = _mlp_loss()
+    _, _, loss = _mlp_loss()
     path = viz.render_graph(viz.draw_graph(loss), tmp_path / f"g{suffix}")
     with open(path, "rb") as f:
         head = f.read()
@@ -98,10 +100,20 @@ def test_render_writes_the_file(tmp_path, suffix, magic):
 
 def test_render_without_graphviz_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
-    _, loss = _mlp_loss()
+    _, _, loss = _mlp_loss()
     dot = viz.draw_graph(loss)
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         viz.render_graph(dot, tmp_path / "g.png")
     assert viz.render_graph(dot, tmp_path / "g.dot").endswith("g.dot")  # text needs nothing
     with pytest.raises(ValueError, match=r"use \.dot, \.svg, \.png or \.pdf"):
         viz.render_graph(dot, tmp_path / "g.jpeg")
+
+
+def test_a_create_graph_gradient_draws_the_backward_ops():
+    x = md.randn(3, requires_grad=True)
+    (g,) = md.autograd.grad(x.tanh().sum(), x, create_graph=True)
+    nodes, _ = _parse(viz.draw_graph(g, params={"x": x}))
+    titles = sorted(label[0] for label in nodes.values())
+    # d/dx sum(tanh x) = dy (1 - tanh(x)^2): Tanh's backward recorded on Tanh's output
+    assert {"x", "Tanh", "Mul", "Sub"} <= set(titles)
+    assert titles.count("Mul") >= 2

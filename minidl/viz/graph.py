@@ -39,9 +39,10 @@ def draw_graph(
 
     One node per op (name, output shape, dtype); leaves that require grad are labelled with
     their name in ``params`` (e.g. ``dict(model.named_parameters())``), tensors that do not
-    (data, constants) are grey. ``show_saved`` lists the arrays each op saved for backward
-    (freed ones say so); ``show_values`` adds min/mean/max of every tensor and of its
-    ``.grad`` where there is one. Render it with ``render_graph(dot, "graph.svg")``."""
+    (data, constants) are grey; ``params`` may name those too (``{"x": x, ...}``).
+    ``show_saved`` lists the arrays each op saved for backward (freed ones say so);
+    ``show_values`` adds min/mean/max of every tensor and of its ``.grad`` where there is
+    one. Render it with ``render_graph(dot, "graph.svg")``."""
     outputs = [output] if isinstance(output, Tensor) else list(output)
     names = {id(t): name for name, t in (params or {}).items()}
     drawer = _Drawer(names, show_saved, show_values)
@@ -147,9 +148,11 @@ class _Drawer:
 
 
 def _constant_title(t: Tensor) -> str:
+    """A scalar constant shows its value; other tensors that need no grad (data, an
+    upstream gradient) are "tensor" (name them through ``params``)."""
     if t.data.size == 1:
         return f"const {t.data.item():.4g}"
-    return "input"
+    return "tensor"
 
 
 def _saved_lines(fn: Any, out: Tensor) -> list[str]:
