@@ -1,4 +1,5 @@
-"""Gradient-check cases for the distributed ops: SyncBatchNorm in a world of one.
+"""Gradient-check cases for the distributed ops: SyncBatchNorm and the sum over ranks
+(AllReduce) in a world of one.
 
 In one process SyncBatchNorm's collectives return their input, so its forward and backward
 are checked here exactly as written; tests/distributed/test_mpi.py checks two ranks
@@ -10,6 +11,7 @@ from __future__ import annotations
 from minidl.distributed.comm import Communicator
 from minidl.gradient_check.registry import normal, register
 from minidl.nn.sync_batchnorm import sync_batch_norm
+from minidl.ops.sync_batchnorm import all_reduce
 
 _ONE = Communicator()  # a world of one, without MPI
 
@@ -23,3 +25,4 @@ register(
     lambda x: sync_batch_norm(x, None, None, None, None, 0.1, 1e-5, _ONE),
     normal((5, 3)),
 )
+register("all_reduce (world of one)", lambda x: all_reduce(x * x, _ONE), normal((2, 3)))

@@ -18,6 +18,9 @@ sums over the global batch, obtained by one allreduce of the local sums:
 
 and the local sums are also this rank's dbias = sum(dy) and dweight = sum(dy * xhat);
 DistributedDataParallel averages those over the ranks like any other gradient.
+
+Second derivatives: ``reference`` writes the same function with ``AllReduce``, a sum over
+ranks whose backward is again a sum over ranks, so create_graph differentiates through it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,32 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.normalization import _affine, _channel
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
+
+
+class AllReduce(Op):
+    """y = sum_r x_r, the sum over the ranks of ``comm`` (every rank gets it);
+    dx = sum_r dy_r.
+
+    Each rank's y feeds that rank's loss, and the ranks' losses add up, so the gradient
+    with respect to one rank's x gathers every rank's dy: the backward of a sum over
+    ranks is a sum over ranks. It is itself this op, so it has a second derivative."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+
+    def forward(self, x: Any) -> Any:
+        return self.comm.allreduce(x)
+
+    def backward(self, dy: Any) -> Any:
+        if isinstance(dy, Tensor):  # create_graph: record the sum, to differentiate it again
+            return AllReduce(self.comm)(dy)
+        return self.comm.allreduce(dy)
+
+
+def all_reduce(x: Tensor, comm: Any) -> Tensor:
+    """The differentiable sum of ``x`` over the ranks of ``comm`` (same shape everywhere)."""
+    return AllReduce(comm)(x)
 
 
 class SyncBatchNorm(Op):
@@ -98,3 +126,15 @@ class SyncBatchNorm(Op):
         dw = sum_gx if len(needs) > 1 and needs[1] else None
         db = sum_g if len(needs) > 2 and needs[2] else None
         return dx, dw, db
+
+    def reference(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None):
+        """The same function composed of differentiable ops (two sums over the ranks), for
+        higher-order gradients: mean = sum_r sum x / M, var = sum_r sum (x - mean)^2 / M."""
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        mean = all_reduce(x3.sum(axis=(0, 2)), self.comm) / self.m
+        centered = x3 - mean.reshape(1, -1, 1)
+        var = all_reduce((centered * centered).sum(axis=(0, 2)), self.comm) / self.m
+        xhat = centered / (var.reshape(1, -1, 1) + self.eps).sqrt()
+        w = None if weight is None else weight.reshape(1, -1, 1)
+        b = None if bias is None else bias.reshape(1, -1, 1)
+        return _affine(xhat, w, b).reshape(x.shape)

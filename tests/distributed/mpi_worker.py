@@ -25,6 +25,7 @@ import minidl as md
 from minidl import nn, optim
 from minidl.data import DataLoader, TensorDataset
 from minidl.distributed import Communicator, DistributedDataParallel, init
+from minidl.ops.sync_batchnorm import all_reduce
 from minidl.train import fit
 
 CONFIGS = [
@@ -132,6 +133,11 @@ def collectives(comm: Communicator, out: str) -> None:
         results[f"{device}/allgather"] = np.concatenate([backend.to_numpy(r) for r in all_rows])
         if comm.is_main:
             results[f"{device}/gather"] = np.concatenate([backend.to_numpy(r) for r in gathered])
+    # the differentiable sum over ranks: y = x_0 + x_1 everywhere, dx_r = dy_0 + dy_1
+    x = md.tensor(np.arange(3.0) * (comm.rank + 1), requires_grad=True)
+    y = all_reduce(x, comm)
+    (y * (comm.rank + 1)).sum().backward()
+    results["all_reduce/y"], results["all_reduce/grad"] = y.numpy(), x.grad.numpy()
     comm.barrier()
     if comm.is_main:
         np.savez(out, **results)

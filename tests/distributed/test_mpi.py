@@ -91,6 +91,8 @@ def test_collectives_on_numpy_and_simulated_cuda(tmp_path):
         np.testing.assert_array_equal(got[f"{device}/broadcast"], np.ones(4))
         np.testing.assert_array_equal(got[f"{device}/gather"], rows)
         np.testing.assert_array_equal(got[f"{device}/allgather"], rows)
+    np.testing.assert_array_equal(got["all_reduce/y"], 3 * np.arange(3.0))
+    np.testing.assert_array_equal(got["all_reduce/grad"], [3.0, 3.0, 3.0])
 
 
 def test_checkpoints_resume_on_any_number_of_ranks(tmp_path):
