@@ -9,6 +9,7 @@ the closure several times (the line search), so the closure is required.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from minidl import backend
@@ -40,6 +41,17 @@ def _cubic_interpolate(
     return min(max(at, lo), hi)
 
 
+@dataclass(frozen=True)
+class _Point:
+    """A trial step ``t`` along the direction: the loss ``f``, the flat gradient ``g`` and
+    the slope ``gtd = g . d`` there."""
+
+    t: float
+    f: float
+    g: Any
+    gtd: float
+
+
 def _strong_wolfe(
     obj: Callable[[float], tuple[float, Any]],
     t: float,
@@ -52,83 +64,84 @@ def _strong_wolfe(
     tolerance_change: float = 1e-9,
     max_ls: int = 25,
 ) -> tuple[float, Any, float, int]:
-    """A step ``t`` along ``d`` satisfying the strong Wolfe conditions,
-    ``f(t) <= f + c1 t gtd`` and ``|f'(t)| <= -c2 gtd``: first bracket an interval that
-    holds one, then zoom into it by cubic interpolation. ``obj(t)`` -> (loss, flat grad).
+    """A step along ``d`` satisfying the strong Wolfe conditions, sufficient decrease
+    ``f(t) <= f + c1 t gtd`` and curvature ``|f'(t)| <= -c2 gtd``: first bracket an
+    interval that holds one, then zoom into it by cubic interpolation (Nocedal & Wright,
+    algorithms 3.5 and 3.6, as PyTorch writes them). ``obj(t)`` -> (loss, flat grad).
     Returns (loss, grad, t, number of evaluations)."""
-    xp = backend.get_array_module(d)
-    d_norm = float(xp.abs(d).max())
-    f_new, g_new = obj(t)
-    evals, gtd_new = 1, float(g_new @ d)
-    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
-    done, ls_iter = False, 0
-    while ls_iter < max_ls:  # bracketing
-        if f_new > f + c1 * t * gtd or (ls_iter > 1 and f_new >= f_prev):
-            bracket = [t_prev, t]
-            bracket_f, bracket_g, bracket_gtd = (
-                [f_prev, f_new],
-                [g_prev, g_new],
-                [gtd_prev, gtd_new],
-            )
-            break
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket, bracket_f, bracket_g, bracket_gtd = [t], [f_new], [g_new], [gtd_new]
-            done = True
-            break
-        if gtd_new >= 0:
-            bracket = [t_prev, t]
-            bracket_f, bracket_g, bracket_gtd = (
-                [f_prev, f_new],
-                [g_prev, g_new],
-                [gtd_prev, gtd_new],
-            )
-            break
-        # extrapolate: between 1.01 t and 10 t
-        t_next = _cubic_interpolate(
-            t_prev, f_prev, gtd_prev, t, f_new, gtd_new, bounds=(t + 0.01 * (t - t_prev), t * 10)
-        )
-        t_prev, f_prev, g_prev, gtd_prev = t, f_new, g_new, gtd_new
-        t = t_next
-        f_new, g_new = obj(t)
-        evals, gtd_new = evals + 1, float(g_new @ d)
-        ls_iter += 1
-    if ls_iter == max_ls:
-        bracket, bracket_f, bracket_g, bracket_gtd = (
-            [0.0, t],
-            [f, f_new],
-            [g, g_new],
-            [gtd, gtd_new],
-        )
+    evaluations = 0
 
-    # zoom: shrink the bracket until a point satisfies both conditions
-    insufficient = False
-    low, high = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break
-        t = _cubic_interpolate(
-            bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1]
+    def at(step: float) -> _Point:
+        nonlocal evaluations
+        evaluations += 1
+        loss, grad = obj(step)
+        return _Point(step, loss, grad, float(grad @ d))
+
+    start = _Point(0.0, f, g, gtd)
+    bracket, done, tries = _bracket(at, start, at(t), c1, c2, max_ls)
+    if not done:
+        xp = backend.get_array_module(d)
+        width = float(xp.abs(d).max())  # a step change of dt moves a parameter by dt * width
+        bracket = _zoom(at, start, bracket, c1, c2, (tolerance_change, width), max_ls - tries)
+    best = min(bracket, key=lambda p: p.f)  # the low end (the first one on a tie)
+    return best.f, best.g, best.t, evaluations
+
+
+def _bracket(
+    at: Callable[[float], _Point], start: _Point, new: _Point, c1: float, c2: float, max_ls: int
+) -> tuple[list[_Point], bool, int]:
+    """Grow the step until [previous, new] must hold a point of the strong Wolfe conditions
+    (the loss rose above the sufficient-decrease line, or the slope turned up), or ``new``
+    itself satisfies them (``done``). Returns the bracket, ``done`` and the tries made."""
+    previous = start
+    for tries in range(max_ls):
+        if new.f > start.f + c1 * new.t * start.gtd or (tries > 1 and new.f >= previous.f):
+            return [previous, new], False, tries  # the loss rose: a minimum lies between
+        if abs(new.gtd) <= -c2 * start.gtd:
+            return [new], True, tries
+        if new.gtd >= 0:
+            return [previous, new], False, tries  # the slope turned up: so does a minimum
+        # extrapolate: the cubic's minimiser, between 1.01 t and 10 t
+        bounds = (new.t + 0.01 * (new.t - previous.t), new.t * 10)
+        step = _cubic_interpolate(
+            previous.t, previous.f, previous.gtd, new.t, new.f, new.gtd, bounds=bounds
         )
-        t, insufficient = _keep_away_from_ends(t, bracket, insufficient)
-        f_new, g_new = obj(t)
-        evals, gtd_new = evals + 1, float(g_new @ d)
-        ls_iter += 1
-        if f_new > f + c1 * t * gtd or f_new >= bracket_f[low]:
-            bracket[high], bracket_f[high], bracket_g[high], bracket_gtd[high] = (
-                t,
-                f_new,
-                g_new,
-                gtd_new,
-            )
-            low, high = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
+        previous, new = new, at(step)
+    return [start, new], False, max_ls
+
+
+def _zoom(
+    at: Callable[[float], _Point],
+    start: _Point,
+    bracket: list[_Point],
+    c1: float,
+    c2: float,
+    tolerance: tuple[float, float],
+    tries_left: int,
+) -> list[_Point]:
+    """Shrink ``bracket`` (its low end has the lower loss) by cubic interpolation until a
+    point satisfies both conditions, the bracket moves the parameters by less than
+    ``tolerance`` = (tolerance_change, max |d|), or the tries run out."""
+    insufficient = False
+    low, high = (0, 1) if bracket[0].f <= bracket[1].f else (1, 0)
+    for _ in range(tries_left):
+        if abs(bracket[1].t - bracket[0].t) * tolerance[1] < tolerance[0]:
+            break
+        a, b = bracket
+        step = _cubic_interpolate(a.t, a.f, a.gtd, b.t, b.f, b.gtd)
+        step, insufficient = _keep_away_from_ends(step, [a.t, b.t], insufficient)
+        new = at(step)
+        if new.f > start.f + c1 * new.t * start.gtd or new.f >= bracket[low].f:
+            bracket[high] = new  # too high: the new point closes the bracket
+            low, high = (0, 1) if bracket[0].f <= bracket[1].f else (1, 0)
             continue
-        if abs(gtd_new) <= -c2 * gtd:
-            done = True
-        elif gtd_new * (bracket[high] - bracket[low]) >= 0:  # the old low becomes the high
-            bracket[high], bracket_f[high] = bracket[low], bracket_f[low]
-            bracket_g[high], bracket_gtd[high] = bracket_g[low], bracket_gtd[low]
-        bracket[low], bracket_f[low], bracket_g[low], bracket_gtd[low] = t, f_new, g_new, gtd_new
-    return bracket_f[low], bracket_g[low], bracket[low], evals
+        if abs(new.gtd) <= -c2 * start.gtd:
+            bracket[low] = new
+            break
+        if new.gtd * (bracket[high].t - bracket[low].t) >= 0:
+            bracket[high] = bracket[low]  # the slope points away: the old low becomes high
+        bracket[low] = new
+    return [bracket[low]]
 
 
 def _keep_away_from_ends(t: float, bracket: list[float], insufficient: bool) -> tuple[float, bool]:

@@ -515,6 +515,11 @@ def test_refuses_another_optimizers_state_naming_both(saver, loader, missing):
 
 
 # --------------------------------------------------------------------- LBFGS
+def rosenbrock(xy):
+    x, y = xy[0], xy[1]
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
 def _least_squares(seed=0, dtype=np.float64):
     """A small ill-conditioned least-squares problem and a closure factory."""
     rng = np.random.default_rng(seed)
@@ -577,6 +582,53 @@ def test_lbfgs_matches_torch(kwargs):
     state, tstate = opt.state_dict()["state"][0], topt.state_dict()["state"][0]
     assert set(state) == set(tstate)
     assert (state["func_evals"], state["n_iter"]) == (tstate["func_evals"], tstate["n_iter"])
+
+
+def _far_quadratic(v):
+    return ((v - 1000.0) ** 2).sum()
+
+
+def _flat_valley(v):
+    return ((v**2).sum() + 1).log() + 0.01 * (v**2).sum()
+
+
+# (loss, start, LBFGS arguments): together they take every branch of the line search
+# but the zoom's stop on a bracket narrower than tolerance_change (found by tracing)
+LINE_SEARCH_CASES = [
+    (rosenbrock, [-1.5, 2.0], dict(lr=1.0, max_iter=6, history_size=5)),  # zoom
+    (rosenbrock, [-1.5, 2.0], dict(lr=0.3, max_iter=6, history_size=5)),
+    (rosenbrock, [-1.5, 2.0], dict(lr=10.0, max_iter=6)),  # overshoots: the loss rises
+    (rosenbrock, [-1.5, 2.0], dict(lr=100.0, max_iter=6)),
+    (_far_quadratic, [0.0, 0.0], dict(lr=1e-3, max_iter=3, max_eval=3)),  # tries run out
+    (_flat_valley, [3.0, -2.0], dict(lr=30.0, max_iter=20)),  # steps kept off the ends
+]
+
+
+@pytest.mark.parametrize(("loss_fn", "start", "kwargs"), LINE_SEARCH_CASES)
+def test_lbfgs_line_search_matches_torch(loss_fn, start, kwargs):
+    torch = pytest.importorskip("torch")
+    kwargs = {**kwargs, "line_search_fn": "strong_wolfe"}
+    xy = Parameter(minidl.tensor(np.array(start)))
+    txy = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    opt, topt = optim.LBFGS([xy], **kwargs), torch.optim.LBFGS([txy], **kwargs)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(xy)
+        loss.backward()
+        return loss
+
+    def torch_closure():
+        topt.zero_grad()
+        loss = loss_fn(txy)
+        loss.backward()
+        return loss
+
+    for _ in range(10):
+        opt.step(closure)
+        topt.step(torch_closure)
+        np.testing.assert_allclose(xy.numpy(), txy.detach().numpy(), rtol=0, atol=1e-6)
+    assert opt.state[xy]["func_evals"] == topt.state[txy]["func_evals"]
 
 
 def test_lbfgs_with_line_search_minimises_rosenbrock():
@@ -828,11 +880,6 @@ def test_repr_lists_each_group():
 
 
 # --------------------------------------------------------------------- minimisation
-def rosenbrock(xy):
-    x, y = xy[0], xy[1]
-    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
-
-
 @pytest.mark.parametrize(
     ("name", "kwargs", "steps"),
     [
