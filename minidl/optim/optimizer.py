@@ -12,6 +12,8 @@ its old values refuses to run backward.
 ``state_dict()`` has PyTorch's layout: ``{"state": {index: {...}}, "param_groups": [{...,
 "params": [index, ...]}]}`` with parameters numbered in order across the groups, so a
 PyTorch optimizer state dict converted to NumPy arrays loads with ``load_state_dict``.
+A state dict saved by another kind of optimizer (its param groups lack this one's
+hyper-parameters) is refused, naming both, instead of failing at the next step.
 """
 
 from __future__ import annotations
