@@ -35,17 +35,47 @@ def call_with_hooks(module: Any, args: tuple, kwargs: dict) -> Any:
     if module._backward_hooks or module._backward_pre_hooks:
         state = _BackwardHookState(module)
         args = state.wrap_inputs(args)
-    result = module.forward(*args, **kwargs)
+    called: set[int] = set()
+    try:
+        result = module.forward(*args, **kwargs)
+        result = _run_forward_hooks(module, args, kwargs, result, called)
+    except Exception:
+        _run_always_called(module, args, kwargs, called)
+        raise
+    if state is not None:
+        result = state.wrap_outputs(result)
+    return result
+
+
+def _run_forward_hooks(module: Any, args: tuple, kwargs: dict, result: Any, called: set) -> Any:
     for key, hook in list(module._forward_hooks.items()):
+        called.add(key)
         if key in module._forward_hooks_with_kwargs:
             replaced = hook(module, args, kwargs, result)
         else:
             replaced = hook(module, args, result)
         if replaced is not None:
             result = replaced
-    if state is not None:
-        result = state.wrap_outputs(result)
     return result
+
+
+def _run_always_called(module: Any, args: tuple, kwargs: dict, called: set) -> None:
+    """After ``forward`` (or a hook) raised: the ``always_call`` hooks not yet run get
+    output None; an error of theirs becomes a warning, so the first error propagates."""
+    for key, hook in list(module._forward_hooks.items()):
+        if key not in module._forward_hooks_always_called or key in called:
+            continue
+        try:
+            if key in module._forward_hooks_with_kwargs:
+                hook(module, args, kwargs, None)
+            else:
+                hook(module, args, None)
+        except Exception as error:
+            warnings.warn(
+                f"{type(module).__name__}: a forward hook with always_call=True raised "
+                f"{error!r} while another error was propagating; it was ignored",
+                stacklevel=3,
+            )
 
 
 def _run_forward_pre_hooks(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:

@@ -22,6 +22,7 @@ _HOOK_TABLES = (
     "_forward_pre_hooks_with_kwargs",
     "_forward_hooks",
     "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
     "_backward_pre_hooks",
     "_backward_hooks",
 )
@@ -152,21 +153,29 @@ class Module:
         value that is wrapped in a tuple) replaces the positional inputs. With
         ``with_kwargs=True``: ``hook(module, args, kwargs)`` returning None or
         ``(args, kwargs)``."""
-        return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs)
+        return self._add_hook("_forward_pre_hooks", hook, prepend, with_kwargs=with_kwargs)
 
     def register_forward_hook(
-        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
     ) -> RemovableHandle:
         """``hook(module, args, output)`` after ``forward`` (``hook(module, args, kwargs,
-        output)`` with ``with_kwargs=True``); a returned value replaces the output."""
-        return self._add_hook("_forward_hooks", hook, prepend, with_kwargs)
+        output)`` with ``with_kwargs=True``); a returned value replaces the output.
+        ``always_call=True``: also called (with output None) when ``forward`` raises."""
+        return self._add_hook(
+            "_forward_hooks", hook, prepend, with_kwargs=with_kwargs, always_called=always_call
+        )
 
     def register_full_backward_pre_hook(
         self, hook: Callable, prepend: bool = False
     ) -> RemovableHandle:
         """``hook(module, grad_output)`` when the gradients with respect to the module's
         outputs are complete; a returned tuple replaces ``grad_output``."""
-        return self._add_hook("_backward_pre_hooks", hook, prepend, False)
+        return self._add_hook("_backward_pre_hooks", hook, prepend)
 
     def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` when the gradients with respect to the
@@ -174,19 +183,20 @@ class Module:
         None for non-tensors and inputs that need no grad); a returned tuple replaces
         ``grad_input``. The module's ``forward`` then sees, and its caller gets, tensors
         passed through an identity op, as in PyTorch."""
-        return self._add_hook("_backward_hooks", hook, prepend, False)
+        return self._add_hook("_backward_hooks", hook, prepend)
 
     def _add_hook(
-        self, table: str, hook: Callable, prepend: bool, with_kwargs: bool
+        self, table: str, hook: Callable, prepend: bool, **flags: bool
     ) -> RemovableHandle:
+        """Add ``hook`` to ``table``; each true flag marks it in ``{table}_{flag}`` too."""
         hooks = self.__dict__[table]
-        kwarg_table = self.__dict__.get(f"{table}_with_kwargs")
-        handle = RemovableHandle(*(t for t in (hooks, kwarg_table) if t is not None))
+        flag_tables = [self.__dict__[f"{table}_{flag}"] for flag, on in flags.items() if on]
+        handle = RemovableHandle(hooks, *flag_tables)
         hooks[handle.id] = hook
         if prepend:
             hooks.move_to_end(handle.id, last=False)
-        if with_kwargs:
-            kwarg_table[handle.id] = True
+        for flagged in flag_tables:
+            flagged[handle.id] = True
         return handle
 
     # ----------------------------------------------------------------- traversal

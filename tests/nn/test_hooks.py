@@ -235,3 +235,20 @@ def test_backward_hooks_under_create_graph_match_torch():
     assert [s[0] for s in seen["ours"]] == [s[0] for s in seen["ref"]] == [True, False]
     for (_, a), (_, b) in zip(seen["ours"], seen["ref"]):
         np.testing.assert_allclose(a[0], b[0], rtol=1e-10)
+
+
+def test_always_call_hooks_run_when_forward_raises():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("forward failed")
+
+    module, calls = Broken(), []
+    module.register_forward_hook(lambda m, a, out: calls.append(("plain", out)))
+    handle = module.register_forward_hook(
+        lambda m, a, out: calls.append(("always", out)), always_call=True
+    )
+    with pytest.raises(ValueError, match="forward failed"):
+        module(md.ones(1))
+    assert calls == [("always", None)]
+    handle.remove()
+    assert not module._forward_hooks_always_called
