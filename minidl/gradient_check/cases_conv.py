@@ -1,5 +1,6 @@
 """Gradient-check cases for convolution, pooling and upsampling: the ops
-(``minidl.ops.conv``, ``minidl.ops.pool``), their functional forms and their layers."""
+(``minidl.ops.conv``, ``minidl.ops.pool``, ``minidl.ops.resample``), their functional forms
+and their layers."""
 
 from __future__ import annotations
 

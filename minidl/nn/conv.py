@@ -13,14 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from minidl.nn import functional as F
 from minidl.nn import init
 from minidl.nn.linear import empty_parameter
 from minidl.nn.module import Module
 from minidl.ops import conv as conv_ops
-from minidl.ops.im2col import SPATIAL, as_tuple
+from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.tensor import Tensor
 from minidl.tensor_functions import tensor
 
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -172,8 +175,7 @@ class _Conv(_ConvNd):
         padding = self.padding
         if self.padding_mode != "zeros":
             input, padding = self._pad_by_mode(input), 0
-        return conv_ops.conv(
-            self.dims,
+        return _CONV[self.dims](
             input,
             self.weight,
             self.bias,
@@ -254,8 +256,7 @@ class _ConvTranspose(_ConvNd):
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = self._output_padding(input, output_size)
-        return conv_ops.conv_transpose(
-            self.dims,
+        return _CONV_TRANSPOSE[self.dims](
             input,
             self.weight,
             self.bias,

@@ -8,12 +8,14 @@ from typing import Any
 
 from minidl import backend
 from minidl.ops import activation, loss
-from minidl.ops import conv as _conv
+from minidl.ops import conv as _conv_ops
 from minidl.ops import dropout as _dropout
 from minidl.ops import embedding as _embedding
 from minidl.ops import linear as _linear
 from minidl.ops import normalization as _norm
 from minidl.ops import pool as _pool
+from minidl.ops import resample as _resample
+from minidl.ops.arguments import SPATIAL
 from minidl.tensor import Tensor, _constant
 from minidl.tensor_functions import where
 
@@ -260,6 +262,113 @@ def embedding(
 Ints = int | tuple[int, ...]  # a size per spatial dim, or one for all
 
 
+def _batched(op: str, x: Tensor, dims: int) -> tuple[Tensor, bool]:
+    """Accept an unbatched tensor (C, *S) as PyTorch does: add N = 1 (and say so)."""
+    if x.ndim == dims + 1:
+        return x.unsqueeze(0), True
+    if x.ndim != dims + 2:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, {SPATIAL[dims]}) or (C, {SPATIAL[dims]}), "
+            f"got {tuple(x.shape)}"
+        )
+    return x, False
+
+
+def _conv(
+    dims: int,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Ints,
+    padding: Ints | str,
+    dilation: Ints,
+    groups: int,
+) -> Tensor:
+    """``conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
+    op = f"conv{dims}d"
+    x, unbatched = _batched(op, x, dims)
+    if weight.ndim != dims + 2:
+        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
+    operands = (x, weight) if bias is None else (x, weight, bias)
+    y = _conv_ops.ConvNd(stride, padding, dilation, groups, op)(*operands)
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv_transpose(
+    dims: int,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Ints,
+    padding: Ints,
+    output_padding: Ints,
+    groups: int,
+    dilation: Ints,
+) -> Tensor:
+    """``conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
+    op = f"conv_transpose{dims}d"
+    x, unbatched = _batched(op, x, dims)
+    if weight.ndim != dims + 2:
+        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
+    operands = (x, weight) if bias is None else (x, weight, bias)
+    conv = _conv_ops.ConvTransposeNd(stride, padding, output_padding, groups, dilation, op)
+    y = conv(*operands)
+    return y.squeeze(0) if unbatched else y
+
+
+def _max_pool(
+    dims: int,
+    x: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None,
+    padding: Ints,
+    dilation: Ints,
+    ceil_mode: bool,
+    return_indices: bool,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``max_pool{dims}d``: y, or (y, indices) with ``return_indices`` (int64 flat
+    indices into each input plane, as in PyTorch)."""
+    op = f"max_pool{dims}d"
+    x, unbatched = _batched(op, x, dims)
+    pool = _pool.MaxPoolNd(
+        dims, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op
+    )
+    y = pool(x)
+    if not return_indices:
+        return y.squeeze(0) if unbatched else y
+    indices = Tensor(pool.indices)
+    return (y.squeeze(0), indices.squeeze(0)) if unbatched else (y, indices)
+
+
+def _avg_pool(
+    dims: int,
+    x: Tensor,
+    kernel_size: Ints,
+    stride: Ints | None,
+    padding: Ints,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """``avg_pool{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
+    op = f"avg_pool{dims}d"
+    x, unbatched = _batched(op, x, dims)
+    pool = _pool.AvgPoolNd(
+        dims, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, op
+    )
+    y = pool(x)
+    return y.squeeze(0) if unbatched else y
+
+
+def _adaptive_avg_pool(dims: int, x: Tensor, output_size: Any) -> Tensor:
+    """``adaptive_avg_pool{dims}d``: output bin i on each axis averages
+    x[floor(i S / O) : ceil((i + 1) S / O)]."""
+    op = f"adaptive_avg_pool{dims}d"
+    x, unbatched = _batched(op, x, dims)
+    y = _resample.adaptive_resample(op, x.shape, output_size)(x)
+    return y.squeeze(0) if unbatched else y
+
+
 def conv1d(
     input: Tensor,
     weight: Tensor,
@@ -271,7 +380,7 @@ def conv1d(
 ) -> Tensor:
     """(N, C_in, L) * weight (C_out, C_in/groups, k) -> (N, C_out, L_out); padding may be
     'valid' or 'same'."""
-    return _conv.conv(1, input, weight, bias, stride, padding, dilation, groups)
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d(
@@ -284,7 +393,7 @@ def conv2d(
     groups: int = 1,
 ) -> Tensor:
     """(N, C_in, H, W) * weight (C_out, C_in/groups, kH, kW) -> (N, C_out, H_out, W_out)."""
-    return _conv.conv(2, input, weight, bias, stride, padding, dilation, groups)
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv3d(
@@ -297,7 +406,7 @@ def conv3d(
     groups: int = 1,
 ) -> Tensor:
     """(N, C_in, D, H, W) * weight (C_out, C_in/groups, kD, kH, kW) -> (N, C_out, ...)."""
-    return _conv.conv(3, input, weight, bias, stride, padding, dilation, groups)
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv_transpose1d(
@@ -313,7 +422,7 @@ def conv_transpose1d(
     """(N, C_in, L) with weight (C_in, C_out/groups, k) -> (N, C_out, L_out): the adjoint
     of conv1d."""
     args = (stride, padding, output_padding, groups, dilation)
-    return _conv.conv_transpose(1, input, weight, bias, *args)
+    return _conv_transpose(1, input, weight, bias, *args)
 
 
 def conv_transpose2d(
@@ -328,7 +437,7 @@ def conv_transpose2d(
 ) -> Tensor:
     """(N, C_in, H, W) with weight (C_in, C_out/groups, kH, kW) -> (N, C_out, H_out, W_out)."""
     args = (stride, padding, output_padding, groups, dilation)
-    return _conv.conv_transpose(2, input, weight, bias, *args)
+    return _conv_transpose(2, input, weight, bias, *args)
 
 
 def conv_transpose3d(
@@ -343,7 +452,7 @@ def conv_transpose3d(
 ) -> Tensor:
     """(N, C_in, D, H, W) with weight (C_in, C_out/groups, kD, kH, kW) -> (N, C_out, ...)."""
     args = (stride, padding, output_padding, groups, dilation)
-    return _conv.conv_transpose(3, input, weight, bias, *args)
+    return _conv_transpose(3, input, weight, bias, *args)
 
 
 def max_pool1d(
@@ -357,7 +466,7 @@ def max_pool1d(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """(N, C, L) -> (N, C, L_out), or (y, indices) with return_indices."""
     args = (stride, padding, dilation, ceil_mode, return_indices)
-    return _pool.max_pool(1, input, kernel_size, *args)
+    return _max_pool(1, input, kernel_size, *args)
 
 
 def max_pool2d(
@@ -371,7 +480,7 @@ def max_pool2d(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """(N, C, H, W) -> (N, C, H_out, W_out), or (y, indices) with return_indices."""
     args = (stride, padding, dilation, ceil_mode, return_indices)
-    return _pool.max_pool(2, input, kernel_size, *args)
+    return _max_pool(2, input, kernel_size, *args)
 
 
 def max_pool3d(
@@ -385,7 +494,7 @@ def max_pool3d(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out), or (y, indices) with return_indices."""
     args = (stride, padding, dilation, ceil_mode, return_indices)
-    return _pool.max_pool(3, input, kernel_size, *args)
+    return _max_pool(3, input, kernel_size, *args)
 
 
 def avg_pool1d(
@@ -398,7 +507,7 @@ def avg_pool1d(
 ) -> Tensor:
     """(N, C, L) -> (N, C, L_out)."""
     args = (stride, padding, ceil_mode, count_include_pad)
-    return _pool.avg_pool(1, input, kernel_size, *args)
+    return _avg_pool(1, input, kernel_size, *args)
 
 
 def avg_pool2d(
@@ -412,7 +521,7 @@ def avg_pool2d(
 ) -> Tensor:
     """(N, C, H, W) -> (N, C, H_out, W_out)."""
     args = (stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return _pool.avg_pool(2, input, kernel_size, *args)
+    return _avg_pool(2, input, kernel_size, *args)
 
 
 def avg_pool3d(
@@ -426,22 +535,22 @@ def avg_pool3d(
 ) -> Tensor:
     """(N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
     args = (stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return _pool.avg_pool(3, input, kernel_size, *args)
+    return _avg_pool(3, input, kernel_size, *args)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: Any) -> Tensor:
     """(N, C, L) -> (N, C, output_size)."""
-    return _pool.adaptive_avg_pool(1, input, output_size)
+    return _adaptive_avg_pool(1, input, output_size)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     """(N, C, H, W) -> (N, C, *output_size); None keeps a dim's size."""
-    return _pool.adaptive_avg_pool(2, input, output_size)
+    return _adaptive_avg_pool(2, input, output_size)
 
 
 def adaptive_avg_pool3d(input: Tensor, output_size: Any) -> Tensor:
     """(N, C, D, H, W) -> (N, C, *output_size); None keeps a dim's size."""
-    return _pool.adaptive_avg_pool(3, input, output_size)
+    return _adaptive_avg_pool(3, input, output_size)
 
 
 def interpolate(
@@ -454,7 +563,10 @@ def interpolate(
 ) -> Tensor:
     """Resize (N, C, *S) to ``size`` or floor(S * scale_factor); modes 'nearest',
     'nearest-exact', 'area', 'linear', 'bilinear', 'trilinear'."""
-    return _pool.interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor)
+    op = _resample.interpolation(
+        input.shape, input.dtype, size, scale_factor, mode, align_corners, recompute_scale_factor
+    )
+    return op(input)
 
 
 # --------------------------------------------------------------------- losses

@@ -1,15 +1,19 @@
 """Pooling and upsampling layers, as in ``torch.nn``: MaxPool1d/2d/3d, AvgPool1d/2d/3d,
 AdaptiveAvgPool1d/2d/3d and Upsample. They have no parameters; each checks its input and
-calls the functional form in ``minidl.ops.pool``."""
+calls its functional form in ``minidl.nn.functional``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from minidl.nn import functional as F
 from minidl.nn.module import Module
-from minidl.ops import pool
-from minidl.ops.im2col import SPATIAL, as_tuple
+from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.tensor import Tensor
+
+_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_ADAPTIVE_AVG_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 
 
 def _check_pool_input(
@@ -67,8 +71,7 @@ class _MaxPoolNd(Module):
 
     def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         _check_pool_input(self, input, self.kernel_size, self.padding, self.dilation)
-        return pool.max_pool(
-            self.dims,
+        return _MAX_POOL[self.dims](
             input,
             self.kernel_size,
             self.stride,
@@ -128,15 +131,16 @@ class _AvgPoolNd(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         _check_pool_input(self, input, self.kernel_size, self.padding)
-        return pool.avg_pool(
-            self.dims,
+        # PyTorch's avg_pool1d has no divisor_override; AvgPool1d leaves it None.
+        extra = {"divisor_override": self.divisor_override} if self.dims > 1 else {}
+        return _AVG_POOL[self.dims](
             input,
             self.kernel_size,
             self.stride,
             self.padding,
             self.ceil_mode,
             self.count_include_pad,
-            self.divisor_override,
+            **extra,
         )
 
     def extra_repr(self) -> str:
@@ -193,7 +197,7 @@ class _AdaptiveAvgPoolNd(Module):
                 f"{name}: expected input of shape (N, C, {SPATIAL[d]}) or (C, {SPATIAL[d]}) "
                 f"with non-empty spatial dims, got {input.shape}"
             )
-        return pool.adaptive_avg_pool(d, input, self.output_size)
+        return _ADAPTIVE_AVG_POOL[d](input, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -245,7 +249,7 @@ class Upsample(Module):
                 f"Upsample: expected input of shape (N, C, L), (N, C, H, W) or "
                 f"(N, C, D, H, W), got {input.shape}"
             )
-        return pool.interpolate(
+        return F.interpolate(
             input,
             self.size,
             self.scale_factor,

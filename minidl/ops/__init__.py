@@ -14,6 +14,7 @@ from minidl.ops import (
     pool,
     quant,
     reduce,
+    resample,
     rnn,
     shape,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "pool",
     "quant",
     "reduce",
+    "resample",
     "rnn",
     "shape",
 ]

@@ -291,7 +291,7 @@ def _matches(query: str, entry: Entry) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minidl.ops", description=__doc__)
     parser.add_argument("--markdown", action="store_true", help="the README's table")
-    parser.add_argument("--op", help="only this op class or name (conv2d, F.conv2d, Conv)")
+    parser.add_argument("--op", help="only this op class or name (conv2d, F.conv2d, ConvNd)")
     args = parser.parse_args(argv)
     table = entries()
     if args.op:

@@ -21,19 +21,17 @@ import dataclasses
 import math
 from typing import Any
 
+from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.ops.im2col import (
-    SPATIAL,
     Windows,
-    as_tuple,
     batch_first,
     batch_last,
-    batched,
     col2im,
     im2col,
     to_batch_last,
     windows,
 )
-from minidl.tensor import Op, Tensor
+from minidl.tensor import Op
 
 
 def conv_pads(
@@ -131,8 +129,9 @@ def _bias_grad(dy: Any) -> Any:
     return dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
-class Conv(Op):
-    """N-d convolution (cross-correlation), N = 1, 2, 3, in ``groups`` groups.
+class ConvNd(Op):
+    """N-d convolution (cross-correlation), N = 1, 2, 3, in ``groups`` groups: the op of
+    ``F.conv1d``, ``F.conv2d``, ``F.conv3d`` and of the layers ``nn.Conv1d/2d/3d``.
 
     x: (N, C_in, *S), w: (C_out, C_in/g, *k), b: (C_out,) -> y: (N, C_out, *O),
     O_i = (S_i + lo_i + hi_i - d_i (k_i - 1) - 1) // s_i + 1,
@@ -210,8 +209,9 @@ def transposed_size(
     return out
 
 
-class ConvTranspose(Op):
-    """N-d transposed convolution: the adjoint of ``Conv`` with the same settings.
+class ConvTransposeNd(Op):
+    """N-d transposed convolution, the adjoint of ``ConvNd`` with the same settings: the op
+    of ``F.conv_transpose1d/2d/3d`` and of the layers ``nn.ConvTranspose1d/2d/3d``.
 
     x: (N, C_in, *S), w: (C_in, C_out/g, *k), b: (C_out,) -> y: (N, C_out, *O),
     O_i = (S_i - 1) s_i - 2 p_i + d_i (k_i - 1) + output_padding_i + 1.
@@ -276,44 +276,3 @@ class ConvTranspose(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = _bias_grad(dy)
         return dx, dw, db
-
-
-def conv(
-    dims: int,
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None = None,
-    stride: int | tuple[int, ...] = 1,
-    padding: int | tuple[int, ...] | str = 0,
-    dilation: int | tuple[int, ...] = 1,
-    groups: int = 1,
-) -> Tensor:
-    """``F.conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
-    op = f"conv{dims}d"
-    x, unbatched = batched(op, x, dims)
-    if weight.ndim != dims + 2:
-        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
-    operands = (x, weight) if bias is None else (x, weight, bias)
-    y = Conv(stride, padding, dilation, groups, op)(*operands)
-    return y.squeeze(0) if unbatched else y
-
-
-def conv_transpose(
-    dims: int,
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None = None,
-    stride: int | tuple[int, ...] = 1,
-    padding: int | tuple[int, ...] = 0,
-    output_padding: int | tuple[int, ...] = 0,
-    groups: int = 1,
-    dilation: int | tuple[int, ...] = 1,
-) -> Tensor:
-    """``F.conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
-    op = f"conv_transpose{dims}d"
-    x, unbatched = batched(op, x, dims)
-    if weight.ndim != dims + 2:
-        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
-    operands = (x, weight) if bias is None else (x, weight, bias)
-    y = ConvTranspose(stride, padding, output_padding, groups, dilation, op)(*operands)
-    return y.squeeze(0) if unbatched else y

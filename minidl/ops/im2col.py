@@ -30,32 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
-
-
-def batched(op: str, x: Any, dims: int) -> tuple[Any, bool]:
-    """Accept an unbatched tensor (C, *S) as PyTorch does: add N = 1 (and say so)."""
-    if x.ndim == dims + 1:
-        return x.unsqueeze(0), True
-    if x.ndim != dims + 2:
-        raise ValueError(
-            f"{op}: expected input of shape (N, C, {SPATIAL[dims]}) or (C, {SPATIAL[dims]}), "
-            f"got {tuple(x.shape)}"
-        )
-    return x, False
-
-
-def as_tuple(value: int | tuple[int, ...] | list[int], n: int, name: str, op: str) -> tuple:
-    """``value`` repeated to ``n`` entries (an int), or checked to have ``n`` (a sequence)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * n
-    if isinstance(value, str):
-        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {value!r}")
-    value = tuple(value)
-    if len(value) != n or not all(isinstance(v, int) for v in value):
-        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {value}")
-    return value
-
 
 @dataclass(frozen=True)
 class Windows:

@@ -30,7 +30,8 @@ import numpy as np
 
 from minidl import backend
 from minidl.ops import conv as conv_ops
-from minidl.ops.im2col import as_tuple, im2col, windows
+from minidl.ops.arguments import as_tuple
+from minidl.ops.im2col import im2col, windows
 
 INT32_LIMIT = 2**31 - 1
 

@@ -27,7 +27,6 @@ from minidl.nn import functional as F
 from minidl.nn.conv import Conv1d, Conv2d, Conv3d
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module, Parameter
-from minidl.ops import conv as conv_ops
 from minidl.ops.quant import (
     fake_quantize_learnable,
     fake_quantize_per_channel_affine,
@@ -37,6 +36,8 @@ from minidl.quant.affine import is_per_channel, is_symmetric
 from minidl.quant.observers import MovingAverageMinMaxObserver
 from minidl.tensor import Tensor, int32, no_grad
 from minidl.tensor_functions import tensor
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 class _FakeQuantizeBase(Module):
@@ -294,8 +295,7 @@ class _QATConv:
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
-        y = conv_ops.conv(
-            self.dims,
+        y = _CONV[self.dims](
             input,
             self.weight_fake_quant(self.weight),
             self.bias,

@@ -15,7 +15,7 @@ from invariants import check_op
 import minidl as md
 from minidl import nn
 from minidl.nn import functional as F
-from minidl.ops.conv import Conv
+from minidl.ops.conv import ConvNd
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -179,13 +179,13 @@ def test_conv_transpose_is_the_adjoint_of_conv(s):
 def test_conv_saves_only_what_backward_needs():
     x = md.randn(1, 2, 5, 5)
     w = md.randn(3, 2, 3, 3, requires_grad=True)
-    op = Conv(padding=1)
+    op = ConvNd(padding=1)
     y = op(x, w)
     cols, weight = op.saved
     assert cols.shape == (2, 3, 3, 5, 5, 1) and weight is None  # x needs no gradient
     y.sum().backward()
     assert op._saved is None
-    frozen = Conv(padding=1)
+    frozen = ConvNd(padding=1)
     frozen(md.randn(1, 2, 5, 5, requires_grad=True), md.randn(3, 2, 3, 3))
     assert frozen.saved[0] is None  # no columns kept when the weight is frozen
 
