@@ -26,7 +26,7 @@ import minidl as md
 from minidl import nn as _nn
 from minidl.compress import LowRankConv, LowRankLinear
 from minidl.gradient_check.registry import normal, register
-from minidl.ops.quant import (
+from minidl.quant.affine import (
     fake_quantize_learnable,
     fake_quantize_per_channel_affine,
     fake_quantize_per_tensor_affine,

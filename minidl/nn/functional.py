@@ -253,8 +253,24 @@ def embedding(
             )
         padding_idx %= rows
     if max_norm is not None:
-        _embedding.renorm_(weight, input, max_norm, norm_type)
+        _embedding_renorm_(weight, input, max_norm, norm_type)
     return _embedding.Embedding(padding_idx, scale_grad_by_freq)(weight, input)
+
+
+def _embedding_renorm_(
+    weight: Tensor, indices: Tensor, max_norm: float, norm_type: float = 2.0
+) -> None:
+    """Rescale in place the rows of ``weight`` picked by ``indices`` whose ``norm_type``-norm
+    exceeds ``max_norm``, by max_norm / (norm + 1e-7) (PyTorch's ``embedding_renorm_``).
+    It edits the table like an optimizer step, outside the graph."""
+    xp = backend.get_array_module(weight.data)
+    _embedding.check_indices(indices.data, weight.shape[0], xp)
+    rows = xp.unique(indices.data.reshape(-1))
+    picked = weight.data[rows]
+    norms = (xp.abs(picked) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
+    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+    weight.data[rows] = picked * scale.reshape(-1, 1)
+    weight._bump_version()
 
 
 # --------------------------------------------------------------------- convolution, pooling

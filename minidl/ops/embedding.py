@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Op, Tensor
+from minidl.tensor import Op
 
 
 class Embedding(Op):
@@ -64,17 +64,3 @@ def check_indices(indices: Any, rows: int, xp: Any) -> None:
         raise IndexError(
             f"embedding: index {bad} is out of range [0, {rows}) for a table of {rows} rows"
         )
-
-
-def renorm_(weight: Tensor, indices: Tensor, max_norm: float, norm_type: float = 2.0) -> None:
-    """Rescale in place the rows of ``weight`` picked by ``indices`` whose ``norm_type``-norm
-    exceeds ``max_norm``, by max_norm / (norm + 1e-7) (PyTorch's ``embedding_renorm_``).
-    It edits the table like an optimizer step, outside the graph."""
-    xp = backend.get_array_module(weight.data)
-    check_indices(indices.data, weight.shape[0], xp)
-    rows = xp.unique(indices.data.reshape(-1))
-    picked = weight.data[rows]
-    norms = (xp.abs(picked) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
-    scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
-    weight.data[rows] = picked * scale.reshape(-1, 1)
-    weight._bump_version()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.tensor import Op, Tensor
+from minidl.tensor import Op
 
 
 def _along(value: Any, axis: int | None, ndim: int) -> Any:
@@ -126,43 +126,3 @@ class FakeQuantizeLearnable(Op):
             return values.sum().reshape(self.scale_shape)
         others = tuple(i for i in range(values.ndim) if i != self.axis)
         return values.sum(axis=others)
-
-
-def fake_quantize_per_tensor_affine(
-    input: Tensor, scale: float, zero_point: int, quant_min: int, quant_max: int
-) -> Tensor:
-    """``torch.fake_quantize_per_tensor_affine``: quantize-dequantize with one (s, z)."""
-    if float(scale) <= 0:
-        raise ValueError(f"fake_quantize_per_tensor_affine: scale must be positive, got {scale}")
-    return FakeQuantizeAffine(float(scale), int(zero_point), quant_min, quant_max)(input)
-
-
-def fake_quantize_per_channel_affine(
-    input: Tensor, scale: Tensor, zero_point: Tensor, axis: int, quant_min: int, quant_max: int
-) -> Tensor:
-    """``torch.fake_quantize_per_channel_affine``: scale, zero_point (C,) along ``axis``."""
-    axis = axis % input.ndim
-    channels = input.shape[axis]
-    if scale.shape != (channels,) or zero_point.shape != (channels,):
-        raise ValueError(
-            f"fake_quantize_per_channel_affine: input {input.shape} has {channels} channels "
-            f"along axis {axis}, got scale {scale.shape} and zero_point {zero_point.shape}"
-        )
-    s = scale.data.astype(input.dtype)
-    return FakeQuantizeAffine(s, zero_point.data, quant_min, quant_max, axis)(input)
-
-
-def fake_quantize_learnable(
-    input: Tensor,
-    scale: Tensor,
-    zero_point: Tensor,
-    quant_min: int,
-    quant_max: int,
-    grad_factor: float = 1.0,
-    axis: int | None = None,
-) -> Tensor:
-    """LSQ fake quantization (PyTorch's ``_fake_quantize_learnable_per_tensor_affine`` and
-    ``_per_channel_affine``): gradients reach ``scale`` and ``zero_point``."""
-    if axis is not None:
-        axis %= input.ndim
-    return FakeQuantizeLearnable(quant_min, quant_max, grad_factor, axis)(input, scale, zero_point)

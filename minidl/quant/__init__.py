@@ -2,20 +2,19 @@
 tensor or per channel (``affine``), observers for calibration (``observers``), dynamic
 quantization of Linear and LSTM (``dynamic``), static full-integer quantization with
 BatchNorm folding and integer Linear/Conv layers (``static``, kernels in ``integer``),
-quantization-aware training with fake-quantize modules (``qat``, ops in
-``minidl.ops.quant``), and reports of size, per-layer error and time (``report``).
+quantization-aware training with fake-quantize modules (``qat``; the functions
+``fake_quantize_*`` in ``affine``, their ops in ``minidl.ops.quant``), and reports of
+size, per-layer error and time (``report``).
 """
 
-from minidl.ops.quant import (
-    fake_quantize_learnable,
-    fake_quantize_per_channel_affine,
-    fake_quantize_per_tensor_affine,
-)
 from minidl.quant.affine import (
     QDtype,
     QTensor,
     calculate_qparams,
     dequantize,
+    fake_quantize_learnable,
+    fake_quantize_per_channel_affine,
+    fake_quantize_per_tensor_affine,
     per_channel_affine,
     per_channel_symmetric,
     per_tensor_affine,

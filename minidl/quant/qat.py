@@ -27,12 +27,13 @@ from minidl.nn import functional as F
 from minidl.nn.conv import Conv1d, Conv2d, Conv3d
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module, Parameter
-from minidl.ops.quant import (
+from minidl.quant.affine import (
     fake_quantize_learnable,
     fake_quantize_per_channel_affine,
     fake_quantize_per_tensor_affine,
+    is_per_channel,
+    is_symmetric,
 )
-from minidl.quant.affine import is_per_channel, is_symmetric
 from minidl.quant.observers import MovingAverageMinMaxObserver
 from minidl.tensor import Tensor, int32, no_grad
 from minidl.tensor_functions import tensor
