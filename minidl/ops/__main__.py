@@ -258,14 +258,32 @@ def base_classes(ops: list[type]) -> dict[type, list[type]]:
     }
 
 
+def built_inside_ops(ops: list[type]) -> dict[type, list[str]]:
+    """Op classes that other ops build in their own methods (a backward that is itself
+    differentiable, such as ``GetItem.backward`` building ``ScatterAdd``) -> where."""
+    reader = Reader({})
+    inside: dict[type, list[str]] = {}
+    for owner in ops:
+        for name, fn in vars(owner).items():
+            if not inspect.isfunction(fn):
+                continue
+            for op in sorted(reader.read(fn)[0] - {owner}, key=location):
+                inside.setdefault(op, []).append(f"{owner.__name__}.{name}")
+    return inside
+
+
 def by_op(table: list[Entry]) -> list[tuple[type, list[str]]]:
-    """Every op class with the public names that build it (and the classes derived from a
-    base class such as ``Reduction``), in file then line order."""
+    """Every op class with the public names that build it (else the ops whose methods
+    build it, and the classes derived from a base class such as ``Reduction``), in file
+    then line order."""
     ops = op_classes()
     bases = base_classes(ops)
+    inside = built_inside_ops(ops)
     out = []
     for op in ops:
         names = [e.name for e in table if op in e.ops]
+        if not names and op in inside:
+            names.append("inside " + ", ".join(inside[op]))
         if op in bases:
             names.append("base class of " + ", ".join(sub.__name__ for sub in bases[op]))
         out.append((op, names))
@@ -277,7 +295,7 @@ def markdown(table: list[Entry]) -> str:
     lines = ["| op class | file | built by |", "|---|---|---|"]
     for op, names in by_op(table):
         path, _ = location(op)
-        shown = ", ".join(n if n.startswith("base class") else f"`{n}`" for n in names)
+        shown = ", ".join(n if " " in n else f"`{n}`" for n in names)
         lines.append(f"| `{op.__name__}` | `{path}` | {shown} |")
     return "\n".join(lines)
 
