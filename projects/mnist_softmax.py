@@ -18,6 +18,7 @@ from projects.runner import RunContext
 
 DESCRIPTION = "MNIST: softmax regression vs a one-hidden-layer MLP (learning curves, confusion)"
 DATA = _mnist.FILES
+DISTRIBUTED = True  # `mpiexec -n K python -m projects run mnist_softmax --distributed`
 
 
 def build_softmax_regression() -> nn.Module:
@@ -30,7 +31,15 @@ def build_mlp(hidden: int = 256) -> nn.Module:
     return nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
-def train(model: nn.Module, data: _mnist.Splits, *, epochs: int, lr: float, seed: int) -> History:
+def train(
+    model: nn.Module,
+    data: _mnist.Splits,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    distributed: bool = False,
+) -> History:
     """Cross-entropy, SGD with momentum 0.9 and a cosine learning-rate decay, batches of 128
     in an order seeded by ``seed``; validation loss and accuracy after each epoch."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
@@ -45,6 +54,7 @@ def train(model: nn.Module, data: _mnist.Splits, *, epochs: int, lr: float, seed
         scheduler=scheduler,
         metrics=["accuracy"],
         progress=False,
+        distributed=distributed,
     )
 
 
@@ -72,7 +82,9 @@ def run(ctx: RunContext) -> None:
     models = {"softmax_regression": (build_softmax_regression(), 0.01), "mlp": (build_mlp(), 0.05)}
     results, preds = {}, {}
     for name, (model, lr) in models.items():
-        history = train(model, data, epochs=epochs, lr=lr, seed=ctx.seed)
+        history = train(
+            model, data, epochs=epochs, lr=lr, seed=ctx.seed, distributed=ctx.distributed
+        )
         scores, preds[name] = score_on_test(model, data)
         curves = {k: history.series(k) for k in ("train_loss", "val_loss", "val_accuracy")}
         results[name] = {
