@@ -6,8 +6,9 @@
   ``DistributedSampler`` over the same dataset and batches of ``batch_size / K``, so the
   K ranks' b-th batches together are the b-th global batch of ``batch_size`` samples and
   the run matches one process with that batch size (exactly when K divides the number of
-  samples; otherwise the sampler pads by repeating up to K - 1 samples). The sampler's seed is drawn from
-  minidl's global generator on rank 0 (so ``minidl.manual_seed`` fixes it) and sent to all.
+  samples; otherwise the sampler pads by repeating up to K - 1 samples). The sampler's
+  seed is drawn from minidl's global generator on rank 0 (so ``minidl.manual_seed`` fixes
+  it) and sent to all.
 - The validation loader is split without padding (``range(rank, n, K)``): every sample is
   evaluated once, and ``evaluate`` computes the metrics over all ranks' outputs.
 """
