@@ -6,6 +6,7 @@
 - ``init()``: the world ``Communicator`` (``rank``, ``size``, ``local_rank``; ``allreduce``,
   ``iallreduce``, ``broadcast``, ``gather``, ``allgather``, ``barrier`` on arrays). Without
   a launcher or without mpi4py it is a world of one, so a script runs unchanged.
+- ``all_reduce(tensor)``: the differentiable sum over ranks (its backward is one too).
 - ``DistributedDataParallel(model)``: rank 0's initial weights everywhere, gradients
   averaged in buckets after backward, ``no_sync()`` for gradient accumulation.
 - With it: ``minidl.data.DistributedSampler`` (each rank's share of the data),
@@ -27,11 +28,13 @@ from minidl.distributed.comm import (
     is_initialized,
 )
 from minidl.distributed.ddp import DistributedDataParallel
+from minidl.ops.sync_batchnorm import all_reduce
 
 __all__ = [
     "Communicator",
     "DistributedDataParallel",
     "Work",
+    "all_reduce",
     "cuda_aware",
     "get_rank",
     "get_world_size",

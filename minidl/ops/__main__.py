@@ -30,7 +30,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 import minidl
-from minidl import nn, quant
+from minidl import distributed, nn, quant
 from minidl.nn import functional as F
 from minidl.tensor import Tensor
 
@@ -86,8 +86,9 @@ def location(op: type) -> tuple[str, int]:
 
 def public_names() -> Iterator[tuple[str, Callable, type | None]]:
     """(shown name, function, class that ``self`` is) of every public entry point:
-    ``F.*``, ``Tensor`` methods and operators, ``minidl.*`` and ``minidl.quant.*``
-    functions, and the forwards of the layers in ``minidl.nn`` and ``minidl.quant``."""
+    ``F.*``, ``Tensor`` methods and operators, ``minidl.*``, ``minidl.distributed.*``
+    and ``minidl.quant.*`` functions, and the forwards of the layers in ``minidl.nn`` and
+    ``minidl.quant``."""
     for name, fn in sorted(vars(F).items()):
         if not name.startswith("_") and _is_minidl_function(fn):
             yield f"F.{name}", fn, None
@@ -101,6 +102,9 @@ def public_names() -> Iterator[tuple[str, Callable, type | None]]:
     for name, fn in sorted(vars(minidl).items()):
         if not name.startswith("_") and _is_minidl_function(fn):
             yield f"minidl.{name}", fn, None
+    for name, fn in sorted(vars(distributed).items()):
+        if not name.startswith("_") and _is_minidl_function(fn):
+            yield f"distributed.{name}", fn, None
     for prefix, module in (("nn", nn), ("quant", quant)):
         for name, obj in sorted(vars(module).items()):
             if name.startswith("_"):
