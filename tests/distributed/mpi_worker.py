@@ -138,9 +138,34 @@ def collectives(comm: Communicator, out: str) -> None:
     y = all_reduce(x, comm)
     (y * (comm.rank + 1)).sum().backward()
     results["all_reduce/y"], results["all_reduce/grad"] = y.numpy(), x.grad.numpy()
+    results.update(uneven_sync_batchnorm(comm))
     comm.barrier()
     if comm.is_main:
         np.savez(out, **results)
+
+
+def uneven_sync_batchnorm(comm: Communicator) -> dict[str, np.ndarray]:
+    """SyncBatchNorm with 3 samples on rank 0 and 5 on rank 1 against BatchNorm on all 8
+    in this process: output and input gradient of each slice, the summed parameter
+    gradients and the running statistics (loss: sum(y * g), a sum over all samples)."""
+    rng = np.random.default_rng(5)
+    x, g = rng.standard_normal((8, 3, 2)) * 2 + 1, rng.standard_normal((8, 3, 2))
+    part = slice(0, 3) if comm.rank == 0 else slice(3, 8)
+    outs = {}
+    for name, bn, rows in (("sync", nn.SyncBatchNorm(3, process_group=comm), part),
+                           ("plain", nn.BatchNorm1d(3), slice(0, 8))):  # fmt: skip
+        bn = bn.double()
+        xt = md.tensor(x[rows], requires_grad=True)
+        y = bn(xt)
+        (y * md.tensor(g[rows])).sum().backward()
+        grads = [bn.weight.grad.numpy(), bn.bias.grad.numpy()]
+        if name == "sync":
+            grads = [comm.allreduce(a) for a in grads]
+        outs[name] = [y.numpy()[part if name == "plain" else slice(None)],
+                      xt.grad.numpy()[part if name == "plain" else slice(None)], *grads,
+                      bn.running_mean.numpy(), bn.running_var.numpy()]  # fmt: skip
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(outs["sync"], outs["plain"]))
+    return {"uneven_sync_bn/max_diff": np.array(comm.allreduce(np.array([worst]), "max")[0])}
 
 
 def blobs(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
