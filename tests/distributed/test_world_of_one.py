@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from devices import device  # noqa: F401  (each test on CPU and simulated CUDA)
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minidl as md
 from minidl import backend, nn, optim
@@ -56,6 +58,19 @@ def _grads(model, x):
     model.zero_grad()
     model(x).sum().backward()
     return [p.grad.numpy().copy() for p in model.parameters()]
+
+
+@given(sizes=st.lists(st.integers(1, 50), min_size=1, max_size=12), cap=st.integers(1, 400))
+def test_buckets_partition_the_parameters_in_reverse_order(sizes, cap):
+    """Every parameter in exactly one bucket, reverse order, no bucket over the cap unless
+    it holds a single parameter larger than the cap."""
+    params = [md.zeros(n) for n in sizes]
+    buckets = _make_buckets(params, cap_bytes=cap)
+    flat = [p for b in buckets for p in b.params]
+    assert [id(p) for p in flat] == [id(p) for p in reversed(params)]
+    for b in buckets:
+        assert len(b.params) == 1 or b.offsets[-1] * 4 <= cap
+        assert b.flat.shape == (sum(p.numel() for p in b.params),)
 
 
 def test_buckets_take_parameters_in_reverse_order_up_to_the_cap():
