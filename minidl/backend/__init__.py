@@ -31,6 +31,11 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 DEVICES = ("cpu", "cuda")
 
+# What op code computes on: a NumPy or CuPy ndarray (the simulated device's array in tests).
+# Op signatures say ``Array`` where they take raw arrays and ``Tensor`` where they take
+# tensors; a backward that may record a graph (create_graph) takes ``Array | Tensor``.
+Array = Any
+
 
 def simulating_cuda() -> bool:
     """True when ``"cuda"`` means the simulated device (``MINIDL_SIMULATED_CUDA=1``)."""

@@ -8,43 +8,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class Add(Op):
     """y = a + b;  da = dy,  db = dy"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("add", a.shape, b.shape)
         self.shapes = a.shape, b.shape
         return a + b
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         return unbroadcast(dy, self.shapes[0]), unbroadcast(dy, self.shapes[1])
 
 
 class Sub(Op):
     """y = a - b;  da = dy,  db = -dy"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("sub", a.shape, b.shape)
         self.shapes = a.shape, b.shape
         return a - b
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         return unbroadcast(dy, self.shapes[0]), unbroadcast(-dy, self.shapes[1])
 
 
 class Mul(Op):
     """y = a * b;  da = dy * b,  db = dy * a"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("mul", a.shape, b.shape)
         self.save_for_backward(a, b)
         return a * b
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         da = unbroadcast(dy * b, a.shape) if self.needs_input_grad[0] else None
         db = unbroadcast(dy * a, b.shape) if self.needs_input_grad[1] else None
@@ -54,12 +55,12 @@ class Mul(Op):
 class Div(Op):
     """y = a / b;  da = dy / b,  db = -dy * a / b**2"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("div", a.shape, b.shape)
         self.save_for_backward(a, b)
         return a / b
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         da = unbroadcast(dy / b, a.shape) if self.needs_input_grad[0] else None
         db = unbroadcast(-dy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
@@ -69,10 +70,10 @@ class Div(Op):
 class Neg(Op):
     """y = -x;  dx = -dy"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return -x
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return -dy
 
 
@@ -82,11 +83,11 @@ class PowScalar(Op):
     def __init__(self, exponent: float) -> None:
         self.exponent = exponent
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return x**self.exponent
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         p = self.exponent
         if p == 0:
@@ -97,13 +98,13 @@ class PowScalar(Op):
 class Pow(Op):
     """y = a ** b;  da = dy * b * a ** (b - 1),  db = dy * y * log(a)"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("pow", a.shape, b.shape)
         y = a**b
         self.save_for_backward(a, b, y)
         return y
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b, y = self.saved
         da = unbroadcast(dy * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
         db = unbroadcast(dy * y * self.xp.log(a), b.shape) if self.needs_input_grad[1] else None
@@ -113,12 +114,12 @@ class Pow(Op):
 class Exp(Op):
     """y = exp(x);  dx = dy * y"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.exp(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * y
 
@@ -126,11 +127,11 @@ class Exp(Op):
 class Log(Op):
     """y = log(x);  dx = dy / x"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.log(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / x
 
@@ -138,12 +139,12 @@ class Log(Op):
 class Sqrt(Op):
     """y = sqrt(x);  dx = dy / (2 y)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.sqrt(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy / (2 * y)
 
@@ -151,11 +152,11 @@ class Sqrt(Op):
 class Abs(Op):
     """y = |x|;  dx = dy * sign(x)  (0 at x = 0, as in PyTorch)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.abs(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.sign(x)
 
@@ -169,7 +170,7 @@ class Clip(Op):
             raise ValueError(f"clip: min {lo} is greater than max {hi}")
         self.lo, self.hi = lo, hi
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         inside = self.xp.ones(x.shape, dtype=bool)
         if self.lo is not None:
             inside &= x >= self.lo
@@ -178,7 +179,7 @@ class Clip(Op):
         self.save_for_backward(inside)
         return self.xp.clip(x, self.lo, self.hi)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (inside,) = self.saved
         return dy * inside
 
@@ -187,12 +188,12 @@ class Maximum(Op):
     """y = max(a, b);  da = dy where a > b, db = dy where b > a; ties split dy in half
     (as in PyTorch)"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("maximum", a.shape, b.shape)
         self.save_for_backward(a, b)
         return self.xp.maximum(a, b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         share_a = (a > b) + 0.5 * (a == b)
         return unbroadcast(dy * share_a, a.shape), unbroadcast(dy * (1 - share_a), b.shape)
@@ -201,12 +202,12 @@ class Maximum(Op):
 class Minimum(Op):
     """y = min(a, b);  da = dy where a < b, db = dy where b < a; ties split dy in half"""
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("minimum", a.shape, b.shape)
         self.save_for_backward(a, b)
         return self.xp.minimum(a, b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         share_a = (a < b) + 0.5 * (a == b)
         return unbroadcast(dy * share_a, a.shape), unbroadcast(dy * (1 - share_a), b.shape)
@@ -215,13 +216,13 @@ class Minimum(Op):
 class Where(Op):
     """y = a where cond else b;  da = dy where cond, db = dy elsewhere (cond: no gradient)"""
 
-    def forward(self, cond: Any, a: Any, b: Any) -> Any:
+    def forward(self, cond: Array, a: Array, b: Array) -> Array:
         broadcast_shape("where", cond.shape, a.shape, b.shape)
         self.save_for_backward(cond)
         self.shapes = cond.shape, a.shape, b.shape
         return self.xp.where(cond, a, b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         (cond,) = self.saved
         zero = self.xp.zeros((), dtype=dy.dtype)
         da = unbroadcast(self.xp.where(cond, dy, zero), self.shapes[1])
@@ -236,19 +237,19 @@ class Cast(Op):
         self.dtype = dtype
         self.differentiable = dtype.kind == "f"  # a cast to integers ends the graph
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.source = x.dtype
         return x.astype(self.dtype)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return dy.astype(self.source)  # Tensor.astype too (NumPy's name for to(dtype))
 
 
 class Clone(Op):
     """y = a copy of x;  dx = dy"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return x.copy()
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return dy

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from minidl.backend import Array
 from minidl.ops.broadcasting import broadcast_shape, check_same_dtype, unbroadcast
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class MatMul(Op):
@@ -15,7 +14,7 @@ class MatMul(Op):
     A 1-D ``a`` is a row (1, k) and a 1-D ``b`` a column (k, 1), squeezed from the result.
     """
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: both operands need a dim, got shapes {a.shape}, {b.shape}")
         if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
@@ -29,7 +28,7 @@ class MatMul(Op):
         self.save_for_backward(a, b)
         return a @ b
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.broadcasting import normalize_axis
 from minidl.tensor import Op, Tensor
 
@@ -66,20 +67,20 @@ class Reduction(Op):
 class Sum(Reduction):
     """y = sum_axes x;  dx = dy broadcast over the summed axes"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return x.sum(axis=self.setup(x), keepdims=self.keepdims)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return _owned(self.xp.broadcast_to(self.spread(dy), self.shape))
 
 
 class Mean(Reduction):
     """y = sum_axes x / n;  dx = dy / n broadcast over the averaged axes"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return x.mean(axis=self.setup(x), keepdims=self.keepdims)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         n = reduced_count(self.shape, self.axes)
         return _owned(self.xp.broadcast_to(self.spread(dy) / n, self.shape))
 
@@ -90,12 +91,12 @@ class Max(Reduction):
     ``Tensor.max(dim)`` instead sends dy to the first maximum, as PyTorch's ``max(dim)``
     does: that is ``MaxAlong``."""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = x.max(axis=self.setup(x), keepdims=True)
         self.save_for_backward(x == y)
         return self.finish(y)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (hit,) = self.saved
         ties = hit.sum(axis=self.axes, keepdims=True)
         return self.spread(dy) * hit / ties
@@ -104,7 +105,7 @@ class Max(Reduction):
 class Min(Max):
     """y = min_axes x;  dx = dy at the minima, split evenly among ties (PyTorch's amin)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = x.min(axis=self.setup(x), keepdims=True)
         self.save_for_backward(x == y)
         return self.finish(y)
@@ -119,14 +120,14 @@ class MaxAlong(Reduction):
         super().__init__(axis, keepdims)
         self.take_min = take_min
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         (axis,) = self.setup(x)
         index = (x.argmin if self.take_min else x.argmax)(axis=axis)
         index = self.xp.expand_dims(index, axis)
         self.save_for_backward(index)
         return self.finish(self.xp.take_along_axis(x, index, axis=axis))
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (index,) = self.saved
         dx = self.xp.zeros(self.shape, dtype=dy.dtype)
         self.xp.put_along_axis(dx, index, self.spread(dy), axis=self.axes[0])
@@ -149,14 +150,14 @@ class Var(Reduction):
         super().__init__(axis, keepdims)
         self.correction = correction
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         axes = self.setup(x)
         centered = x - x.mean(axis=axes, keepdims=True)
         self.save_for_backward(centered)
         self.dof = reduced_count(x.shape, axes) - self.correction
         return (centered * centered).sum(axis=axes, keepdims=self.keepdims) / self.dof
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (centered,) = self.saved
         return self.spread(dy) * 2 * centered / self.dof
 
@@ -169,7 +170,7 @@ class LogSumExp(Reduction):
     """y = log sum_axes exp(x), computed as m + log sum exp(x - m) with m = max x so that
     it stays finite for large x;  dx = dy * softmax(x) = dy * exp(x - y)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         axes = self.setup(x)
         m = x.max(axis=axes, keepdims=True)
         m = self.xp.where(self.xp.isfinite(m), m, 0)
@@ -177,6 +178,6 @@ class LogSumExp(Reduction):
         self.save_for_backward(x, y)  # the output itself: under create_graph, in the graph
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         x, y = self.saved
         return self.spread(dy) * self.xp.exp(x - self.spread(y))

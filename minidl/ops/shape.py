@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.broadcasting import normalize_axis, unbroadcast
 from minidl.tensor import Op, Tensor
 
@@ -16,7 +17,7 @@ class Reshape(Op):
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.source = x.shape
         try:
             return x.reshape(self.shape)
@@ -25,7 +26,7 @@ class Reshape(Op):
                 f"reshape: cannot view shape {x.shape} ({x.size} values) as {self.shape}"
             ) from None
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return dy.reshape(self.source)
 
 
@@ -35,12 +36,12 @@ class Permute(Op):
     def __init__(self, perm: tuple[int, ...]) -> None:
         self.perm = tuple(perm)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         if sorted(a % max(x.ndim, 1) for a in self.perm) != list(range(x.ndim)):
             raise ValueError(f"permute: {self.perm} is not a permutation of {x.ndim} dims")
         return x.transpose(self.perm)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         inverse = [0] * len(self.perm)
         for i, p in enumerate(self.perm):
             inverse[p % len(self.perm)] = i
@@ -53,14 +54,14 @@ class BroadcastTo(Op):
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.source = x.shape
         try:
             return self.xp.broadcast_to(x, self.shape)
         except ValueError:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {self.shape}") from None
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return unbroadcast(dy, self.source)
 
 
@@ -70,7 +71,7 @@ class Concat(Op):
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
-    def forward(self, *xs: Any) -> Any:
+    def forward(self, *xs: Array) -> Array:
         (axis,) = normalize_axis("cat", self.axis, xs[0].ndim)
         for x in xs[1:]:
             if x.ndim != xs[0].ndim or any(
@@ -82,7 +83,7 @@ class Concat(Op):
         self.axis, self.sizes = axis, [x.shape[axis] for x in xs]
         return self.xp.concatenate(xs, axis=axis)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         bounds = [sum(self.sizes[:i]) for i in range(1, len(self.sizes))]
         return tuple(self.xp.split(dy, bounds, axis=self.axis))
 
@@ -93,13 +94,13 @@ class Stack(Op):
     def __init__(self, axis: int = 0) -> None:
         self.axis = axis
 
-    def forward(self, *xs: Any) -> Any:
+    def forward(self, *xs: Array) -> Array:
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"stack: all shapes must be equal, got {[x.shape for x in xs]}")
         (self.axis,) = normalize_axis("stack", self.axis, xs[0].ndim + 1)
         return self.xp.stack(xs, axis=self.axis)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         return tuple(self.xp.moveaxis(dy, self.axis, 0))
 
 
@@ -110,12 +111,12 @@ class Pad(Op):
     def __init__(self, widths: list[tuple[int, int]], value: float = 0.0) -> None:
         self.widths, self.value = widths, value
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         if len(self.widths) != x.ndim or any(b < 0 or a < 0 for b, a in self.widths):
             raise ValueError(f"pad: widths {self.widths} do not fit a tensor of shape {x.shape}")
         return self.xp.pad(x, self.widths, mode="constant", constant_values=self.value)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         index = tuple(slice(b, d - a) for (b, a), d in zip(self.widths, dy.shape))
         return dy[index]
 
@@ -144,14 +145,14 @@ class GetItem(Op):
     def __init__(self, index: Any) -> None:
         self.index = index
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.shape, self.dtype = x.shape, x.dtype
         try:
             return x[self.index]
         except IndexError as e:
             raise IndexError(f"getitem: {e} (tensor of shape {x.shape})") from None
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         scatter = ScatterAdd(self.shape, self.index)
         if isinstance(dy, Tensor):  # create_graph: record the adjoint as an op
             return scatter(dy)
@@ -168,7 +169,7 @@ class ScatterAdd(Op):
     def __init__(self, shape: tuple[int, ...], index: Any) -> None:
         self.shape, self.index = shape, index
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         out = self.xp.zeros(self.shape, dtype=x.dtype)
         if _is_basic(self.index) or _is_boolean_mask(self.index):
             out[self.index] = x
@@ -176,7 +177,7 @@ class ScatterAdd(Op):
             backend.scatter_add(out, self.index, x)
         return out
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return dy[self.index]
 
 
@@ -190,11 +191,11 @@ class ToDevice(Op):
     def __init__(self, device: str) -> None:
         self.device = device
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.source = backend.device_of(x)
         return backend.to_device(x, self.device)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         if isinstance(dy, Tensor):
             return dy.to(self.source)
         return backend.to_device(dy, self.source)
