@@ -252,3 +252,37 @@ def test_always_call_hooks_run_when_forward_raises():
     assert calls == [("always", None)]
     handle.remove()
     assert not module._forward_hooks_always_called
+
+
+def test_grad_cam_from_hooks_matches_torch():
+    """Grad-CAM on a small CNN, built only from a forward hook (the feature maps) and a
+    full backward hook (their gradient) on the last conv layer: same map as PyTorch."""
+    torch = pytest.importorskip("torch")
+
+    def cnn(lib):
+        return lib.Sequential(
+            lib.Conv2d(1, 4, 3, padding=1),
+            lib.ReLU(),
+            lib.Conv2d(4, 6, 3, padding=1),
+            lib.ReLU(),
+            lib.AdaptiveAvgPool2d(1),
+            lib.Flatten(),
+            lib.Linear(6, 3),
+        )
+
+    ours, ref = _pair(cnn, torch)
+    image = np.random.default_rng(5).standard_normal((1, 1, 8, 8))
+    maps = []
+    for lib, model in ((md, ours), (torch, ref)):
+        saved = {}
+        model[3].register_forward_hook(lambda m, a, out, s=saved: s.__setitem__("act", out))
+        model[3].register_full_backward_hook(
+            lambda m, gi, go, s=saved: s.__setitem__("grad", go[0])
+        )
+        scores = model(lib.tensor(image))
+        scores[0, 2].backward()
+        act, grad = saved["act"].detach().numpy(), saved["grad"].detach().numpy()
+        weights = grad.mean(axis=(2, 3), keepdims=True)  # one weight per channel
+        maps.append(np.maximum((weights * act).sum(axis=1), 0))
+    np.testing.assert_allclose(maps[0], maps[1], rtol=1e-9, atol=1e-12)
+    assert maps[0].shape == (1, 8, 8) and maps[0].max() > 0
