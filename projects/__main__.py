@@ -1,13 +1,27 @@
 """``python -m projects list`` and
-``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR] [--distributed]``
+``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR] [--quiet]
+[--blas-threads N] [--distributed]``
 (``mpiexec -n K python -m projects run NAME --distributed``: data-parallel on K ranks)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from projects.runner import load_project, project_names, run_project
+from projects.runner import (
+    BLAS_ENV,
+    BLAS_THREADS,
+    ProjectError,
+    load_project,
+    project_names,
+    run_project,
+)
+
+
+def _blas_default() -> int | None:
+    value = os.environ.get(BLAS_ENV, str(BLAS_THREADS))
+    return None if value in ("", "0", "default") else int(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="a small slice, a few steps")
     run.add_argument("--epochs", type=int, help="override the number of epochs")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", help="output folder (default runs/NAME)")
+    run.add_argument("--out", help="output folder (default runs/NAME, runs/NAME-quick)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines, only results")
+    run.add_argument(
+        "--blas-threads",
+        type=int,
+        default=_blas_default(),
+        help=f"BLAS threads (default {BLAS_THREADS}, or ${BLAS_ENV}; 0: BLAS's own default)",
+    )
     run.add_argument(
         "--distributed",
         action="store_true",
@@ -33,7 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"{name.ljust(width)}  {load_project(name).DESCRIPTION}")
         return 0
-    run_project(args.name, args.out, args.quick, args.epochs, args.seed, argv, args.distributed)
+    try:
+        run_project(
+            args.name,
+            args.out,
+            args.quick,
+            args.epochs,
+            args.seed,
+            argv,
+            distributed=args.distributed,
+            quiet=args.quiet,
+            blas=args.blas_threads or None,
+        )
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

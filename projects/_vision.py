@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from minidl.data import (
     stratified_split,
 )
 from minidl.nn import functional as F
-from minidl.train import Callback, History, Trainer, predict
+from minidl.train import History, predict
 from minidl.viz import confusion_matrix, image_grid
 from projects.runner import RunContext
 
@@ -101,22 +100,6 @@ def stratified_take(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 # --------------------------------------------------------------------------- training
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-class EpochLog(Callback):
-    """Print one line per epoch (flushed: full runs log to a file) with the elapsed time."""
-
-    def __init__(self, name: str, epochs: int) -> None:
-        self.name, self.epochs, self.start = name, epochs, time.perf_counter()
-
-    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> bool:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch")
-        elapsed = (time.perf_counter() - self.start) / 60
-        print(
-            f"[{self.name}] epoch {logs['epoch']}/{self.epochs} {shown} ({elapsed:.1f} min)",
-            flush=True,
-        )
-        return False
 
 
 def checkpoint_path(ctx: RunContext, name: str, config: dict[str, Any]) -> Path | None:

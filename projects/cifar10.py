@@ -146,7 +146,7 @@ def train_and_score(
         scheduler=scheduler,
         scheduler_step="batch",
         metrics=["accuracy"],
-        callbacks=[_vision.EpochLog(name, config["epochs"])],
+        callbacks=[ctx.epoch_log(name, config["epochs"])],
         checkpoint=checkpoint,
         resume=checkpoint is not None,
         progress=False,
@@ -165,10 +165,8 @@ def train_and_score(
 # --------------------------------------------------------------------------- 6. the run
 def run(ctx: RunContext) -> None:
     data = load(ctx)
-    ctx.record(
-        sizes={"train": len(data["y_train"]), "test": len(data["y_test"])},
-        normalisation={"mean": data["mean"], "std": data["std"]},
-    )
+    ctx.data(train=len(data["y_train"]), test=len(data["y_test"]))
+    ctx.record(normalisation={"mean": data["mean"], "std": data["std"]})
     test = _vision.ImageLoader(data["x_test"], data["y_test"], data["mean"], data["std"], 500)
     results, histories = {}, {}
     # The CNN first: it is the long run, and its checkpoints let a killed run resume.

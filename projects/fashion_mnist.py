@@ -131,7 +131,7 @@ def train_and_score(
         scheduler=scheduler,
         scheduler_step="batch",
         metrics=["accuracy"],
-        callbacks=[_vision.EpochLog(name, config["epochs"])],
+        callbacks=[ctx.epoch_log(name, config["epochs"])],
         checkpoint=checkpoint,
         resume=checkpoint is not None,
         progress=False,
@@ -151,10 +151,8 @@ def train_and_score(
 def run(ctx: RunContext) -> None:
     data = load(ctx)
     mean, std = data["mean"], data["std"]
-    ctx.record(
-        sizes={k: len(data[k][1]) for k in ("train", "val", "test")},
-        normalisation={"mean": mean, "std": std},
-    )
+    ctx.data(**{k: len(data[k][1]) for k in ("train", "val", "test")})
+    ctx.record(normalisation={"mean": mean, "std": std})
     val = _vision.ImageLoader(*data["val"], mean, std, 1000)
     test = _vision.ImageLoader(*data["test"], mean, std, 1000)
     results, histories = {}, {}

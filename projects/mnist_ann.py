@@ -99,10 +99,12 @@ def train(
     cosine: bool = True,
     loss_fn: Callable[..., md.Tensor] = F.cross_entropy,
     callbacks: tuple[Callback, ...] = (),
+    log: Callback,
 ) -> History:
     """Every training run of this project: ``loss_fn`` (cross-entropy unless told), SGD with
     momentum 0.9 (and L2 ``weight_decay``), cosine-decayed or constant lr, batches drawn in
-    an order seeded by ``seed``, validation loss and accuracy after each epoch."""
+    an order seeded by ``seed``, validation loss and accuracy after each epoch, reported by
+    ``log`` (``ctx.epoch_log(...)``)."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     return fit(
@@ -114,7 +116,7 @@ def train(
         val_loader=_mnist.loader(x_val, y_val, 1000),
         scheduler=scheduler,
         metrics=["accuracy"],
-        callbacks=callbacks,
+        callbacks=[*callbacks, log],
         progress=False,
     )
 
@@ -145,7 +147,8 @@ def init_activation_grid(ctx: RunContext, data: _mnist.Splits) -> tuple[str, str
     for act, name in itertools.product(ACTIVATIONS, INITIALIZERS):
         md.manual_seed(ctx.seed)
         model = build_mlp([784, 256, 256, 256, 10], act, name)
-        history = train(model, x, y, xv, yv, epochs=epochs, lr=lr, seed=ctx.seed)
+        log = ctx.epoch_log(f"{name} + {act}", epochs)
+        history = train(model, x, y, xv, yv, epochs=epochs, lr=lr, seed=ctx.seed, log=log)
         curves[f"{name} + {act}"] = history.series("val_accuracy")
         losses[f"{name} + {act}"] = history.series("train_loss")
         table.setdefault(act, {})[name] = {
@@ -200,8 +203,9 @@ def hyperparameter_search(
         model = build_mlp([784, width, width, width, 10], act, initializer)
         row: dict[str, Any] = {"lr": lr, "batch_size": batch, "width": width}
         try:
+            log = ctx.epoch_log(f"lr {lr} batch {batch} width {width}", epochs)
             history = train(
-                model, x, y, xv, yv, epochs=epochs, lr=lr, batch_size=batch, seed=ctx.seed
+                model, x, y, xv, yv, epochs=epochs, lr=lr, batch_size=batch, seed=ctx.seed, log=log
             )
             row.update(
                 val_accuracy=history.last["val_accuracy"],
@@ -250,6 +254,7 @@ def ten_class_task(
         lr=best["lr"],
         batch_size=best["batch_size"],
         seed=ctx.seed,
+        log=ctx.epoch_log("best setting, all data", epochs),
     )
     pred = _mnist.predict_classes(model, data.x_test)
     matrix = _mnist.confusion_figure(
@@ -303,7 +308,16 @@ def binary_task(ctx: RunContext, data: _mnist.Splits) -> None:
     md.manual_seed(ctx.seed)
     model = build_mlp([784, 128, 1], "relu", "he")
     history = train(
-        model, x, y, xv, yv, epochs=epochs, lr=0.05, seed=ctx.seed, loss_fn=binary_cross_entropy
+        model,
+        x,
+        y,
+        xv,
+        yv,
+        epochs=epochs,
+        lr=0.05,
+        seed=ctx.seed,
+        loss_fn=binary_cross_entropy,
+        log=ctx.epoch_log("5 vs 8", epochs),
     )
     logits = _mnist.predict_scores(model, xt).reshape(-1)
     pred = (logits > 0).astype(np.int64)
@@ -363,6 +377,7 @@ def overfitting(ctx: RunContext, data: _mnist.Splits) -> None:
             weight_decay=options.get("weight_decay", 0.0),
             cosine=False,
             callbacks=callbacks,
+            log=ctx.epoch_log(f"overfitting {name}", epochs),
         )
         curves = {
             "train_loss": on_train.loss,
@@ -409,7 +424,7 @@ def overfitting(ctx: RunContext, data: _mnist.Splits) -> None:
 
 def run(ctx: RunContext) -> None:
     data = _mnist.load_splits(ctx)
-    ctx.record(sizes=data.sizes())
+    ctx.data(**data.sizes())
     seconds: dict[str, float] = {}
 
     def timed(name: str, section: Callable[..., Any], *args: Any) -> Any:

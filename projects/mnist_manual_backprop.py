@@ -17,8 +17,9 @@ s (1 - s) <= 1/4, so the first layers get the smallest gradients.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -334,11 +335,13 @@ def train_sgd(
     lr: float,
     batch_size: int,
     rng: np.random.Generator,
+    log: Callable[..., None],
     norm_every: int = 20,
 ) -> dict[str, Any]:
     """Mini-batch SGD: shuffle, then for each batch forward, backward, step. Records the
-    mean training loss and the validation loss/accuracy of every epoch, and every
-    ``norm_every`` steps the L2 norm of each Dense layer's dL/dW."""
+    mean training loss and the validation loss/accuracy of every epoch (and reports them:
+    ``log(epoch, epochs, **values)``), and every ``norm_every`` steps the L2 norm of each
+    Dense layer's dL/dW."""
     history: dict[str, Any] = {
         "train_loss": [],
         "val_loss": [],
@@ -348,7 +351,7 @@ def train_sgd(
         "steps_per_epoch": -(-len(data.y_train) // batch_size),
     }
     step = 0
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         order = rng.permutation(len(data.y_train))
         losses = []
         for start in range(0, len(order), batch_size):
@@ -362,6 +365,7 @@ def train_sgd(
         history["train_loss"].append(float(np.mean(losses)))
         history["val_loss"].append(net.criterion.forward(net.predict(data.x_val), data.y_val))
         history["val_accuracy"].append(accuracy(net, data.x_val, data.y_val))
+        log(epoch, epochs, **{k: history[k][-1] for k in ("train_loss", "val_loss")})
     return history
 
 
@@ -390,6 +394,7 @@ def train_and_check(
     lr: float,
     epochs: int,
     seed: int,
+    log: Callable[..., None],
     batch_size: int = 64,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the gradients of a new network, train it, check them again; (results, history).
@@ -398,7 +403,7 @@ def train_and_check(
     net = Network(sizes, activation, rng)
     check_x, check_y = data.x_val[:32], data.y_val[:32]
     before = check_gradients(net, check_x, check_y, seed)
-    history = train_sgd(net, data, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng)
+    history = train_sgd(net, data, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng, log=log)
     after = check_gradients(net, check_x, check_y, seed)
     first, last = _layer_norms(history, 0), _layer_norms(history, epochs - 1)
     return {
@@ -425,12 +430,18 @@ def _layer_norms(history: dict[str, Any], epoch: int) -> list[float]:
 
 def run(ctx: RunContext) -> None:
     data = _mnist.load_splits(ctx)
-    ctx.record(sizes=data.sizes())
+    ctx.data(**data.sizes())
     epochs = ctx.epochs_or(20, 1)
     results, histories = {}, {}
     for name, (sizes, activation, lr) in NETWORKS.items():
         results[name], histories[name] = train_and_check(
-            data, sizes=sizes, activation=activation, lr=lr, epochs=epochs, seed=ctx.seed
+            data,
+            sizes=sizes,
+            activation=activation,
+            lr=lr,
+            epochs=epochs,
+            seed=ctx.seed,
+            log=functools.partial(ctx.epoch, name),
         )
     checks = [
         r[when]

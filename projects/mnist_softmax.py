@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import nn, optim
-from minidl.train import History, fit
+from minidl.train import Callback, History, fit
 from minidl.viz import image_grid, learning_curves, line_plot
 from projects import _mnist
 from projects.runner import RunContext
@@ -38,10 +38,12 @@ def train(
     epochs: int,
     lr: float,
     seed: int,
+    log: Callback,
     distributed: bool = False,
 ) -> History:
     """Cross-entropy, SGD with momentum 0.9 and a cosine learning-rate decay, batches of 128
-    in an order seeded by ``seed``; validation loss and accuracy after each epoch."""
+    in an order seeded by ``seed``; validation loss and accuracy after each epoch, reported
+    by ``log`` (``ctx.epoch_log(...)``)."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return fit(
@@ -53,6 +55,7 @@ def train(
         val_loader=_mnist.loader(data.x_val, data.y_val),
         scheduler=scheduler,
         metrics=["accuracy"],
+        callbacks=[log],
         progress=False,
         distributed=distributed,
     )
@@ -77,13 +80,14 @@ def score_on_test(model: nn.Module, data: _mnist.Splits) -> tuple[dict[str, floa
 
 def run(ctx: RunContext) -> None:
     data = _mnist.load_splits(ctx)
-    ctx.record(sizes=data.sizes())
+    ctx.data(**data.sizes())
     epochs = ctx.epochs_or(15, 1)
     models = {"softmax_regression": (build_softmax_regression(), 0.01), "mlp": (build_mlp(), 0.05)}
     results, preds = {}, {}
     for name, (model, lr) in models.items():
+        log = ctx.epoch_log(name, epochs)
         history = train(
-            model, data, epochs=epochs, lr=lr, seed=ctx.seed, distributed=ctx.distributed
+            model, data, epochs=epochs, lr=lr, seed=ctx.seed, log=log, distributed=ctx.distributed
         )
         scores, preds[name] = score_on_test(model, data)
         curves = {k: history.series(k) for k in ("train_loss", "val_loss", "val_accuracy")}

@@ -65,7 +65,12 @@ def build_model(classes: int) -> nn.Sequential:
 
 
 def qat(
-    model: nn.Module, qconfig: quant.QConfig, train: DataLoader, steps: int, ctx: RunContext
+    model: nn.Module,
+    qconfig: quant.QConfig,
+    train: DataLoader,
+    steps: int,
+    ctx: RunContext,
+    label: str,
 ) -> tuple:
     """Fold BN, insert fake-quantizers, fine-tune ``steps`` Adam steps, freeze the
     observers, convert.
@@ -90,6 +95,7 @@ def qat(
         optimizer=optimizer,
         train_loader=_limited(train, steps),
         epochs=1,
+        callbacks=[ctx.epoch_log(f"{label} fine-tune ({steps} steps)", 1)],
         progress=False,
     )
     for m in quantizers:
@@ -136,6 +142,7 @@ def evaluate(
 
 def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> dict:
     x, y, xt, yt, classes = load(name, ctx)
+    ctx.data(name, train=len(y), test=len(yt))
     train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=ctx.seed)
     test = DataLoader(TensorDataset(xt, yt), batch_size=256)
     calibration = DataLoader(
@@ -150,6 +157,7 @@ def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> di
         optimizer=optimizer,
         train_loader=train,
         epochs=ctx.epochs_or(full_epochs, 1),
+        callbacks=[ctx.epoch_log(f"{name} float32", ctx.epochs_or(full_epochs, 1))],
         progress=False,
     )
     model.eval()
@@ -160,8 +168,8 @@ def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> di
         "float32": (model, None),
         "dynamic int8": (quant.quantize_dynamic(model), model),
         "static int8": (static, fused_float),
-        "QAT int8": qat(model, quant.default_qat_qconfig, train, qat_steps, ctx),
-        "QAT-LSQ int8": qat(model, quant.lsq_qat_qconfig, train, qat_steps, ctx),
+        "QAT int8": qat(model, quant.default_qat_qconfig, train, qat_steps, ctx, f"{name} QAT"),
+        "QAT-LSQ int8": qat(model, quant.lsq_qat_qconfig, train, qat_steps, ctx, f"{name} QAT-LSQ"),
     }
     (probe,) = batch_to_tensors((next(iter(test))[0],))
     rows = {}
@@ -173,10 +181,9 @@ def pipeline(name: str, ctx: RunContext, full_epochs: int, qat_steps: int) -> di
                 e.name: e.as_dict() for e in errors if e.kind in WEIGHTED or e.name == "(model)"
             }
         row = rows[method]
-        print(
+        ctx.log(
             f"{name:>15} {method:>13}: acc {row['accuracy']:.4f}  size {row['size_bytes']:>8}"
-            f"  time {row['ms_per_batch']:.1f} ms",
-            flush=True,
+            f"  time {row['ms_per_batch']:.1f} ms"
         )
     return rows
 

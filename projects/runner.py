@@ -4,7 +4,19 @@ A project is a module in this package with ``DESCRIPTION`` (one line), ``DATA`` 
 files it reads, relative to ``MINIDL_DATA``) and ``run(ctx)``. It trains, calls
 ``ctx.record(...)`` for every number it reports and ``ctx.figure(name)`` for the path of
 each PNG. The runner seeds minidl, times the run, hashes the data files, and writes
-``runs/NAME/metrics.json`` atomically.
+``runs/NAME/metrics.json`` atomically (``runs/NAME-quick/`` for ``--quick``, so a quick run
+never overwrites a full run's results).
+
+A project says what it does as it goes, unless ``--quiet``: ``ctx.data(train=..., test=...)``
+once it has its data (the runner refuses a project that never does), and one line per
+epoch per model: ``callbacks=[ctx.epoch_log("mlp", epochs)]`` for ``fit``, or
+``ctx.epoch("mlp", epoch, epochs, loss=...)`` from a hand-written loop. The runner prints
+where the results went.
+
+BLAS threads: a project runs with NumPy's BLAS limited to ``BLAS_THREADS`` thread (see
+``blas_threads``; ``--blas-threads N`` or ``MINIDL_BLAS_THREADS`` change it): the models
+here are small, and on a busy machine BLAS threads that wait for each other cost more than
+they give (projects/RESULTS.md has the measurements).
 """
 
 from __future__ import annotations
@@ -16,6 +28,8 @@ import pkgutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +38,8 @@ from typing import Any
 import numpy as np
 
 import minidl
-from minidl.data.sources import data_root, file_digest
+from minidl.data.sources import DATA_ENV, DATA_HINT, DataNotFoundError, data_root, file_digest
+from minidl.train import Callback, Trainer
 
 
 @dataclass
@@ -37,8 +52,46 @@ class RunContext:
     epochs: int | None = None
     seed: int = 0
     distributed: bool = False  # --distributed: pass it to fit (projects with DISTRIBUTED)
+    quiet: bool = False
     results: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
+    reported_data: bool = False
+    epochs_logged: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def log(self, message: str) -> None:
+        """Print one line of progress (flushed: a full run may log to a file)."""
+        if not self.quiet:
+            print(f"[{self.name}] {message}", flush=True)
+
+    def data(self, dataset: str | None = None, **sizes: int) -> None:
+        """Report the data a project loaded: the number of samples of each split, recorded
+        as ``sizes`` (``sizes[dataset]`` for a project with several data sets). Every
+        project calls it once its data is in memory."""
+        self.reported_data = True
+        if dataset is None:
+            self.record(sizes=sizes)
+        else:
+            self.results.setdefault("sizes", {})[dataset] = dict(sizes)
+        shown = ", ".join(f"{split} {n:,}" for split, n in sizes.items())
+        self.log(f"data{f' ({dataset})' if dataset else ''}: {shown}")
+
+    def epoch(self, model: str, epoch: int, epochs: int, **values: float) -> None:
+        """One line for one epoch of one model, with the minutes since the run started:
+        ``mlp epoch 3/10 train_loss=0.21 val_loss=0.25 (1.4 min)``."""
+        self.epochs_logged += 1
+        shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        minutes = (time.perf_counter() - self.started) / 60
+        self.log(f"{model} epoch {epoch}/{epochs} {shown} ({minutes:.1f} min)")
+
+    def epoch_log(self, model: str, epochs: int) -> Callback:
+        """A ``fit`` callback that reports each epoch through ``epoch``."""
+        return _EpochLog(self, model, epochs)
+
+    @property
+    def progress(self) -> bool:
+        """Whether to show progress (``--quiet`` turns it off)."""
+        return not self.quiet
 
     def epochs_or(self, full: int, quick: int = 1) -> int:
         """``--epochs`` if given, else ``quick`` epochs with ``--quick`` or ``full``."""
@@ -61,6 +114,41 @@ class RunContext:
         return path
 
 
+class _EpochLog(Callback):
+    def __init__(self, ctx: RunContext, model: str, epochs: int) -> None:
+        self.ctx, self.model, self.epochs = ctx, model, epochs
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> bool:
+        values = {k: v for k, v in logs.items() if k != "epoch"}
+        self.ctx.epoch(self.model, int(logs["epoch"]), self.epochs, **values)
+        return False
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+BLAS_THREADS = 1
+BLAS_ENV = "MINIDL_BLAS_THREADS"
+
+
+@contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """NumPy's BLAS limited to ``n`` threads inside the block (None: as it is), through
+    threadpoolctl; without threadpoolctl the limit is skipped with a note."""
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("(threadpoolctl is not installed: BLAS keeps its own thread count)", flush=True)
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
 def project_names() -> list[str]:
     import projects
 
@@ -77,6 +165,10 @@ def load_project(name: str) -> ModuleType:
     return importlib.import_module(f"projects.{name}")
 
 
+class ProjectError(RuntimeError):
+    """A project run that could not be done, said in one line (missing data, say)."""
+
+
 def run_project(
     name: str,
     out: str | os.PathLike | None = None,
@@ -85,16 +177,24 @@ def run_project(
     seed: int = 0,
     argv: list[str] | None = None,
     distributed: bool = False,
+    quiet: bool = False,
+    blas: int | None = BLAS_THREADS,
 ) -> dict[str, Any]:
     """Run one project and write its ``metrics.json``; returns what was written.
 
+    out: default ``runs/NAME`` (``runs/NAME-quick`` with ``quick``); quiet: no progress
+    lines; blas: BLAS threads (None: leave them as they are). Missing data raises
+    ``ProjectError`` with a one-line message, and a run that fails leaves no empty output
+    folder behind.
+
     ``distributed``: data-parallel over the ranks of ``mpiexec -n K`` (for projects that
     set ``DISTRIBUTED = True`` and pass ``ctx.distributed`` to ``fit``); rank 0 writes the
-    run folder, the other ranks write their copies of the figures to a temporary folder."""
+    run folder and reports progress, the other ranks write their copies of the figures to
+    a temporary folder."""
     module = load_project(name)
     if distributed and not getattr(module, "DISTRIBUTED", False):
         raise SystemExit(f"project {name!r} does not support --distributed")
-    out_dir = Path(out) if out is not None else Path("runs") / name
+    out_dir = Path(out) if out is not None else Path("runs") / (f"{name}-quick" if quick else name)
     ranks, is_main = 1, True
     if distributed:
         from minidl.distributed import init
@@ -102,32 +202,75 @@ def run_project(
         ranks, is_main = init().size, init().is_main
     scratch = None if is_main else tempfile.TemporaryDirectory(prefix=f"{name}-rank-")
     out_dir = out_dir if scratch is None else Path(scratch.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(name, out_dir, quick, epochs, seed, distributed)
+    ctx = RunContext(name, out_dir, quick, epochs, seed, distributed, quiet or not is_main)
+    ctx.log(f"{'quick run' if quick else 'run'}, seed {seed}, writing to {out_dir}/")
     minidl.manual_seed(seed)
     start = time.perf_counter()
     try:
-        module.run(ctx)
+        with _output_folder(out_dir), blas_threads(blas):
+            try:
+                module.run(ctx)
+            except DataNotFoundError as error:
+                raise ProjectError(_missing_data_message(name, error)) from error
+            _check_reported(ctx)
+            report = {
+                "project": name,
+                "command": " ".join(["python", "-m", "projects", *(argv or ["run", name])]),
+                "seed": seed,
+                "quick": quick,
+                "wall_time_s": round(time.perf_counter() - start, 2),
+                "data": _data_checksums(getattr(module, "DATA", [])),
+                "results": ctx.results,
+                "figures": ctx.figures,
+            }
+            if distributed:
+                report["ranks"] = ranks
+            if is_main:
+                _write_json(out_dir / "metrics.json", report)
     finally:
         if scratch is not None:
             scratch.cleanup()
-    wall = time.perf_counter() - start
-    report = {
-        "project": name,
-        "command": " ".join(["python", "-m", "projects", *(argv or ["run", name])]),
-        "seed": seed,
-        "quick": quick,
-        "wall_time_s": round(wall, 2),
-        "data": _data_checksums(getattr(module, "DATA", [])),
-        "results": ctx.results,
-        "figures": ctx.figures,
-    }
-    if distributed:
-        report["ranks"] = ranks
     if is_main:
-        _write_json(out_dir / "metrics.json", report)
         print_summary(report)
+        shown = ", ".join(ctx.figures) if ctx.figures else "none"
+        print(f"results: {out_dir / 'metrics.json'}; figures in {out_dir}/: {shown}", flush=True)
     return report
+
+
+@contextmanager
+def _output_folder(folder: Path) -> Iterator[None]:
+    """Create ``folder`` (and parents); if the run fails, remove the ones it created that
+    are still empty, so a failed run leaves no empty ``runs/NAME/``."""
+    created, missing = [], folder
+    while not missing.exists():
+        created.append(missing)
+        missing = missing.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for path in created:  # deepest first
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
+def _missing_data_message(name: str, error: DataNotFoundError) -> str:
+    """One line: the loader's message (file, folder, URL), and where MINIDL_DATA points."""
+    hint = "" if DATA_ENV in str(error) else f" {DATA_HINT}"
+    return f"{name}: data missing: {error}{hint} (now {data_root()})"
+
+
+def _check_reported(ctx: RunContext) -> None:
+    if not ctx.reported_data:
+        raise RuntimeError(
+            f"project {ctx.name} did not report its data: call ctx.data(train=..., test=...)"
+        )
+    if not ctx.epochs_logged:
+        raise RuntimeError(
+            f"project {ctx.name} did not report any epoch: pass "
+            f"callbacks=[ctx.epoch_log(model, epochs)] to fit, or call ctx.epoch(...)"
+        )
 
 
 def _data_checksums(files: list[str]) -> dict[str, str]:

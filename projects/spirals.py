@@ -40,6 +40,7 @@ def run(ctx: RunContext) -> None:
     xv, yv = make_spirals(n // 4, 0.03, rng)
     train = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=ctx.seed)
     val = DataLoader(TensorDataset(xv, yv), batch_size=256)
+    ctx.data(train=len(y), val=len(yv))
     model = build_model()
     epochs = ctx.epochs_or(60, 3)
     optimizer = optim.Adam(model.parameters(), lr=1e-2)
@@ -54,7 +55,7 @@ def run(ctx: RunContext) -> None:
         scheduler=scheduler,
         metrics=["accuracy"],
         progress=False,
-        callbacks=[EarlyStopping("val_loss", patience=15)],
+        callbacks=[EarlyStopping("val_loss", patience=15), ctx.epoch_log("mlp", epochs)],
         distributed=ctx.distributed,
     )
     result = evaluate(model, val, nn.functional.cross_entropy)

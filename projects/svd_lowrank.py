@@ -45,6 +45,7 @@ def mnist_arrays(split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 def run(ctx: RunContext) -> None:
     x, y = mnist_arrays("train", ctx.subset(60000, 1000))
     xt, yt = mnist_arrays("test", ctx.subset(10000, 500))
+    ctx.data(train=len(y), test=len(yt))
     train = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=True, generator=ctx.seed)
     test = DataLoader(TensorDataset(xt, yt), batch_size=1000)
     loss = nn.functional.cross_entropy
@@ -55,6 +56,7 @@ def run(ctx: RunContext) -> None:
         optimizer=optim.Adam(model.parameters(), lr=1e-3),
         train_loader=train,
         epochs=ctx.epochs_or(8, 1),
+        callbacks=[ctx.epoch_log("dense MLP", ctx.epochs_or(8, 1))],
         progress=False,
     )
     base = evaluate(model, test)["accuracy"]
@@ -80,10 +82,9 @@ def run(ctx: RunContext) -> None:
                 "accuracy_after_finetune": after,
             }
         )
-        print(
+        ctx.log(
             f"{_label(setting):>12}  params {report.params_after:>7}  "
-            f"acc {before:.4f} -> {after:.4f}",
-            flush=True,
+            f"acc {before:.4f} -> {after:.4f} (fine-tuned {finetune_steps} steps)"
         )
     dense_tuned = copy.deepcopy(model)  # the control: the same fine-tune, no factorisation
     _finetune(dense_tuned, train, finetune_steps)

@@ -3,6 +3,12 @@
 Data sets ship as trees (``train/<class>/0001.jpg``, ``movie_reviews/pos/cv000.txt``), either
 unpacked or in an archive. Reading members straight from the archive keeps shared, read-only
 data untouched and needs no scratch space.
+
+Verification: a compressed tar (.tar.gz, .tar.bz2, .tar.xz) is read to the end of its
+compressed stream, so that the stream's own check (gzip's CRC-32 and length trailer) runs:
+``tarfile`` stops at the end-of-archive blocks, before the trailer, and ends quietly at a
+damaged header, so without this one flipped byte gives damaged data and no error. A zip
+member's CRC is checked as it is read.
 """
 
 from __future__ import annotations
@@ -16,8 +22,19 @@ from pathlib import Path
 
 from .sources import DataCorruptError, DataNotFoundError
 
-# What a damaged archive raises from inside tarfile, gzip, zlib and zipfile.
-_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
+# What a damaged archive raises from inside tarfile, gzip, zlib and zipfile (a damaged zip
+# central directory: KeyError for a member it names but cannot find, NotImplementedError
+# for a compression method it garbles, ValueError for impossible sizes).
+_ARCHIVE_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    KeyError,
+    NotImplementedError,
+    ValueError,
+)
 
 
 def read_files(
@@ -63,6 +80,9 @@ def _read_tar(source: Path, prefix: str, keep: Callable[[str], bool]) -> dict[st
             key = name[len(prefix) :]
             if member.isfile() and name.startswith(prefix) and keep(key):
                 files[key] = tar.extractfile(member).read()
+        # To the end of the compressed stream: its CRC is checked there (module docstring).
+        while tar.fileobj.read(1 << 20):
+            pass
     return files
 
 

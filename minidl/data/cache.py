@@ -1,8 +1,11 @@
 """Arrays decoded from a slow source (60,000 JPEGs, say), kept as an .npz beside it.
 
-The cache records the source's size and modification time; a cache whose record does not
-match its source, or that cannot be read back whole (an npz is a zip: every member has a
-CRC), is rebuilt rather than trusted.
+The cache is written only from arrays that ``build`` decoded from a verified source (the
+loaders verify as they read: checksums, or the compressed stream's CRC), and it records the
+source's size, modification time and SHA-256. It is verified when read: a cache whose record
+does not match its source (the SHA-256 included, so a source changed in place with its
+time stamp kept is caught), or that cannot be read back whole (an npz is a zip: every
+member's CRC is checked as it is read), is rebuilt rather than trusted.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import is_writable_dir
+from .sources import file_digest, is_writable_dir
 
 CACHE_ENV = "MINIDL_CACHE"
 _SIZE_KEY = "__source_size"
 _MTIME_KEY = "__source_mtime_ns"
+_SHA256_KEY = "__source_sha256"
 
 
 def cache_root() -> Path:
@@ -51,18 +55,30 @@ def _read_cache(path: Path, source: Path) -> dict[str, np.ndarray] | None:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return None
     size, mtime = arrays.pop(_SIZE_KEY, None), arrays.pop(_MTIME_KEY, None)
+    digest = arrays.pop(_SHA256_KEY, None)
     if size is None or mtime is None or (int(size), int(mtime)) != _source_stamp(source):
+        return None
+    if digest is None or str(digest) != file_digest(source):
         return None
     return arrays
 
 
-def _write_cache(path: Path, source: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _stamp(source: Path) -> dict[str, np.ndarray]:
+    """What identifies the source: size, modification time and SHA-256."""
     size, mtime = _source_stamp(source)
+    return {
+        _SIZE_KEY: np.int64(size),
+        _MTIME_KEY: np.int64(mtime),
+        _SHA256_KEY: np.array(file_digest(source)),
+    }
+
+
+def _write_cache(path: Path, stamp: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_SIZE_KEY: np.int64(size), _MTIME_KEY: np.int64(mtime)})
+            np.savez(f, **arrays, **stamp)
         os.chmod(tmp, 0o644)  # mkstemp makes files 0600; data is for every user
         os.replace(tmp, path)  # atomic: a reader sees the old cache or the whole new one
     finally:
@@ -78,9 +94,10 @@ def cached_arrays(
     path = cache_path(source, suffix)
     arrays = _read_cache(path, source) if path.is_file() else None
     if arrays is None:
+        stamp = _stamp(source)  # before decoding: the stamp of the bytes that get verified
         arrays = build()
         try:
-            _write_cache(path, source, arrays)
+            _write_cache(path, stamp, arrays)
         except OSError as err:  # a read-only home is no reason to fail: the arrays are here
             warnings.warn(
                 f"cannot write the cache {path} ({err}); decoding again next time", stacklevel=2

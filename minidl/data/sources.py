@@ -23,6 +23,10 @@ from typing import BinaryIO
 logger = logging.getLogger(__name__)
 
 DATA_ENV = "MINIDL_DATA"
+DATA_HINT = (
+    f"{DATA_ENV} is the parent of the per-data-set folders (it holds mnist/, cifar10/, ...), "
+    f"not one of them"
+)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -110,7 +114,7 @@ def fetch(
     if path.is_file():
         verify_file(path, sha256, md5)
         return path
-    _download_verified(url, path, sha256, md5)
+    _download_verified(url, path, sha256, md5, relative_path)
     return path
 
 
@@ -120,7 +124,9 @@ def _download(url: str, out: BinaryIO) -> None:
         shutil.copyfileobj(response, out, 1 << 20)
 
 
-def _download_verified(url: str, path: Path, sha256: str | None, md5: str | None) -> None:
+def _download_verified(
+    url: str, path: Path, sha256: str | None, md5: str | None, relative_path: str
+) -> None:
     tmp, created = None, []
     try:
         created = _make_folder(path.parent)
@@ -135,10 +141,12 @@ def _download_verified(url: str, path: Path, sha256: str | None, md5: str | None
     except DataCorruptError as err:
         raise DataCorruptError(f"download of {path.name} from {url} is wrong: {err}") from err
     except OSError as err:  # URLError, timeouts, refused connections and unwritable folders
+        parts = Path(relative_path).parts
+        holds = f"{parts[0]}/" if len(parts) > 1 else path.name
         raise DataNotFoundError(
             f"{path.name} is not in {path.parent} and could not be downloaded from {url} "
-            f"({err}). Download it on a machine with network access and put it in "
-            f"{path.parent}, or set {DATA_ENV} to a folder that already holds it."
+            f"({err}). Download it there, or set {DATA_ENV} to the folder that holds {holds} "
+            f"({DATA_HINT})."
         ) from err
     finally:
         if tmp is not None and os.path.exists(tmp):

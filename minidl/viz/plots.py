@@ -1,7 +1,10 @@
 """Each function draws one kind of figure and writes it as a PNG; it returns the path.
 
 matplotlib is imported lazily with the Agg backend (no screen needed), so the engine itself
-does not depend on it (it is in the ``projects`` extra)."""
+does not depend on it (it is in the ``projects`` extra). Figures use matplotlib's
+constrained layout, so titles, labels, legends and colorbars get room of their own: no text
+covers another or a neighbouring panel (tests/figure_checks.py checks every figure kind).
+"""
 
 from __future__ import annotations
 
@@ -46,15 +49,25 @@ def learning_curves(
     for name, values in curves.items():
         key = name.split("_", 1)[1] if name.startswith(("train_", "val_")) else name
         groups.setdefault(key, {})[name] = values
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False, layout="constrained"
+    )
     for ax, (key, members) in zip(axes[0], groups.items()):
         for name, values in members.items():
             ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=name)
         ax.set(xlabel=xlabel, ylabel=key)
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best", fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def integer_ticks(axis: Any) -> None:
+    """Ticks only at whole numbers (epochs, steps): never 0.96, 1.04 around one epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def line_plot(
@@ -68,7 +81,7 @@ def line_plot(
 ) -> str:
     """Named (x, y) series on one axis."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", label=name)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
@@ -88,10 +101,12 @@ def confusion_matrix(
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(class_names))
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = plt.subplots(figsize=(size, size), layout="constrained")
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    # Names longer than a digit or two stand upright: side by side they would overlap.
+    upright = max(len(str(c)) for c in class_names) > 2
+    ax.set_xticks(ticks, class_names, rotation=90 if upright else 0)
     ax.set_yticks(ticks, class_names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
     for i, j in np.ndindex(*matrix.shape):
@@ -123,7 +138,14 @@ def image_grid(
     high = images.reshape(len(images), -1).max(1).reshape(low.shape)
     images = (images - low) / np.maximum(high - low, 1e-12)
     nrow = -(-len(images) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(1.3 * ncol, 1.4 * nrow), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles else 0
+    fig, axes = plt.subplots(
+        nrow,
+        ncol,
+        figsize=(1.3 * ncol, (1.2 + 0.15 * lines) * nrow + 0.4 * bool(title)),
+        squeeze=False,
+        layout="constrained",
+    )
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < len(images):
@@ -139,9 +161,9 @@ def latent_scatter(
 ) -> str:
     """z: (N, 2) points coloured by integer labels."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, s=4, cmap="tab10")
-    fig.colorbar(points, ax=ax)
+    fig.colorbar(points, ax=ax, label="label")
     ax.set(title=title, xlabel="z1", ylabel="z2")
     return save_figure(fig, path)
 
@@ -154,7 +176,7 @@ def gradient_norms(
 ) -> str:
     """Per-parameter gradient-norm curves on a log scale."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
     for name, values in norms.items():
         ax.plot(steps[: len(values)], values, label=name)
     ax.set(xlabel="step", ylabel="gradient L2 norm", title=title, yscale="log")
@@ -169,9 +191,10 @@ def histograms(
     """One histogram panel per named array (weights or activations of each layer)."""
     plt = pyplot()
     n = len(values)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.8), squeeze=False, layout="constrained")
     for ax, (name, v) in zip(axes[0], values.items()):
         ax.hist(np.asarray(v).ravel(), bins=bins, color="steelblue")
+        ax.set(xlabel="value", ylabel="count")
         ax.set_title(name, fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)

@@ -170,3 +170,43 @@ def test_read_only_image_archive_is_cached_in_the_user_cache(image_archive, tmp_
         assert len(list((tmp_path / "user-cache" / "decoded").glob("*.decoded.npz"))) == 1
     finally:
         (root / "cifar10").chmod(0o755)
+
+
+def test_a_flipped_byte_in_the_image_archive_is_caught_and_never_cached(image_archive):
+    """The archive has no published checksum: the gzip CRC, checked at the end of the
+    stream, is what catches a flipped byte inside the compressed images."""
+    root, _ = image_archive
+    archive = root / "cifar10" / "cifar10-images-jpg.tar.gz"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataCorruptError, match=r"cifar10-images-jpg\.tar\.gz"):
+        load_cifar10("train", root=root)
+    assert os.listdir(root / "cifar10") == ["cifar10-images-jpg.tar.gz"]
+
+
+def test_a_cache_is_verified_when_read(image_archive):
+    """A damaged cache, or one whose source changed in place (time stamp kept), is rebuilt
+    from the verified archive, never returned."""
+    root, pixels = image_archive
+    load_cifar10("train", root=root)
+    cache = root / "cifar10" / "cifar10-images-jpg.tar.gz.decoded.npz"
+    good = cache.read_bytes()
+    damaged = bytearray(good)
+    damaged[damaged.find(b"\x93NUMPY") + 200] ^= 0xFF  # inside the first array's data
+    cache.write_bytes(bytes(damaged))
+    assert np.array_equal(load_cifar10("train", root=root).data[2], pixels["train/cat/0000"])
+    assert cache.read_bytes() == good  # rebuilt
+    # Same size and time stamp, other content: only the recorded SHA-256 tells.
+    archive = root / "cifar10" / "cifar10-images-jpg.tar.gz"
+    info = archive.stat()
+    original = archive.read_bytes()
+    swapped = bytearray(original)
+    swapped[4:8] = b"\x00\x00\x00\x00"  # the gzip header's time stamp: still a valid archive
+    archive.write_bytes(bytes(swapped))
+    os.utime(archive, ns=(info.st_atime_ns, info.st_mtime_ns))
+    with np.load(cache) as npz:
+        recorded = str(npz["__source_sha256"])
+    load_cifar10("train", root=root)
+    with np.load(cache) as npz:
+        assert str(npz["__source_sha256"]) != recorded

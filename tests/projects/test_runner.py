@@ -33,3 +33,97 @@ def test_same_seed_same_numbers(tmp_path):
     a = run_project("spirals", out=tmp_path / "a", quick=True, seed=1)
     b = run_project("spirals", out=tmp_path / "b", quick=True, seed=1)
     assert a["results"] == b["results"]
+
+
+def test_a_run_says_what_it_does_and_quiet_keeps_only_the_results(tmp_path, capsys):
+    assert main(["run", "spirals", "--quick", "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert f"[spirals] quick run, seed 0, writing to {tmp_path / 'a'}/" in out
+    assert "[spirals] data: train 400, val 100" in out
+    for epoch in (1, 2, 3):  # one line per epoch of the model
+        assert f"[spirals] mlp epoch {epoch}/3 lr=" in out
+    assert f"results: {tmp_path / 'a' / 'metrics.json'}; figures in" in out
+    assert main(["run", "spirals", "--quick", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    quiet = capsys.readouterr().out
+    assert "[spirals]" not in quiet and "val_accuracy" in quiet and "results: " in quiet
+
+
+def test_quick_runs_write_to_their_own_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "spirals", "--quick", "--quiet"]) == 0
+    assert (tmp_path / "runs" / "spirals-quick" / "metrics.json").is_file()
+    assert not (tmp_path / "runs" / "spirals").exists()
+
+
+def test_missing_data_is_one_line_and_leaves_no_empty_folder(tmp_path, monkeypatch, capsys):
+    """No MNIST under MINIDL_DATA and no network: one line naming the file, the folder
+    searched, the URL tried and what MINIDL_DATA must be; no traceback; no runs/NAME/."""
+    import urllib.error
+
+    from minidl.data import sources
+
+    def offline(url, out):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(sources, "_download", offline)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "mnist_softmax", "--quick"]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("error: mnist_softmax: data missing: train-images-idx3-ubyte.gz")
+    assert f"is not in {tmp_path / 'data' / 'mnist'} " in line
+    assert "https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz" in line
+    assert "set MINIDL_DATA to the folder that holds mnist/" in line
+    assert "parent of the per-data-set folders" in line
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+class _Project:
+    """A stand-in project module for the runner's own checks."""
+
+    DESCRIPTION, DATA = "test", []
+
+    def __init__(self, run):
+        self.run = run
+
+
+def test_a_project_that_does_not_report_its_data_or_epochs_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    from projects import runner
+
+    monkeypatch.setattr(runner, "load_project", lambda name: _Project(lambda ctx: None))
+    with pytest.raises(RuntimeError, match="did not report its data"):
+        run_project("fake", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    silent = _Project(lambda ctx: ctx.data(train=1))
+    monkeypatch.setattr(runner, "load_project", lambda name: silent)
+    with pytest.raises(RuntimeError, match="did not report any epoch"):
+        run_project("fake", out=tmp_path / "out")
+
+
+def test_blas_threads_are_limited_inside_a_run_and_restored_after(tmp_path, monkeypatch):
+    import pytest
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from projects import runner
+
+    def blas_threads():
+        return [
+            p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"
+        ]
+
+    seen = []
+
+    def run(ctx):
+        seen.extend(blas_threads())
+        ctx.data(train=1)
+        ctx.epoch("m", 1, 1, loss=0.5)
+
+    before = blas_threads()
+    monkeypatch.setattr(runner, "load_project", lambda name: _Project(run))
+    run_project("fake", out=tmp_path / "out", blas=1)
+    assert seen and set(seen) == {1}
+    assert blas_threads() == before
