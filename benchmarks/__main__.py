@@ -212,9 +212,21 @@ def write_section(path: Path, section: str) -> None:
 
 
 # --------------------------------------------------------------------- command line
+def workloads_help() -> str:
+    """One line per workload for ``--help``: its key, what it trains, its loss and the
+    minidl/PyTorch time ratio it aims for."""
+    lines = ["workloads (each timed as one training step: forward, loss, backward, update):"]
+    for key, w in WORKLOADS.items():
+        lines.append(f"  {key}  {w.title}; {w.loss}; goal minidl/PyTorch <= {w.goal}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks",
+        description=__doc__.split("\n")[0],
+        epilog=workloads_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # one line per workload
     )
     parser.add_argument("--only", default=",".join(WORKLOADS), help="e.g. W1,W3")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per engine")

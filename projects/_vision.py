@@ -189,7 +189,9 @@ def compare_curves(histories: dict[str, History], path: Path, title: str) -> Non
     from minidl.viz.plots import pyplot, save_figure
 
     plt = pyplot()
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    from minidl.viz.plots import integer_ticks
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for k, (name, history) in enumerate(histories.items()):
         color = f"C{k}"
         epochs = np.arange(1, len(history.epochs) + 1)
@@ -199,8 +201,9 @@ def compare_curves(histories: dict[str, History], path: Path, title: str) -> Non
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
     for ax in (loss_ax, acc_ax):
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle(title)
     save_figure(fig, path)
 

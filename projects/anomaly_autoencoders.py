@@ -26,8 +26,10 @@ test precision, recall and F1 use it, ROC AUC and average precision (AP) need no
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -125,15 +127,22 @@ def build(kind: str, d: int) -> tuple[Autoencoder, float, float]:
 
 
 def train_autoencoder(
-    model: Autoencoder, x: np.ndarray, epochs: int, l1: float, noise: float, seed: int
+    model: Autoencoder,
+    x: np.ndarray,
+    epochs: int,
+    l1: float,
+    noise: float,
+    seed: int,
+    log: Callable[..., None] | None = None,
 ) -> list[float]:
     """Minimise mean((decoder(encoder(x~)) - x)^2) + l1 * mean|code| over normal rows x,
-    with x~ = x + N(0, noise^2) (x~ = x without noise); returns the per-epoch loss."""
+    with x~ = x + N(0, noise^2) (x~ = x without noise); returns the per-epoch loss, each
+    epoch reported (when given): ``log(epoch, epochs, train_loss=...)``."""
     rng = np.random.default_rng(seed)
     optimizer = optim.Adam(model.parameters(), lr=LR)
     train = DataLoader(TensorDataset(x), batch_size=BATCH, shuffle=True, generator=seed)
     losses = []
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         total = 0.0
         for (clean,) in train:
             noisy = clean + noise * rng.standard_normal(clean.shape).astype(np.float32)
@@ -146,6 +155,8 @@ def train_autoencoder(
             optimizer.step()
             total += loss.item() * len(clean)
         losses.append(total / len(x))
+        if log is not None:
+            log(epoch, epochs, train_loss=losses[-1])
     return losses
 
 
@@ -192,7 +203,8 @@ def run(ctx: RunContext) -> None:
         x = (x - mean) / std
         x_normal, x_val, x_test = x[normal], x[val], x[test]
         d = x.shape[1]
-        print(f"{name}: {len(x)} rows x {d}, {int(y.sum())} anomalies; train on {len(normal)}")
+        ctx.data(name, train_normal=len(normal), val=len(val), test=len(test))
+        ctx.log(f"{name}: {len(x)} rows x {d}, {int(y.sum())} anomalies")
 
         # -------------------------------------------------------------- models
         scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -201,7 +213,10 @@ def run(ctx: RunContext) -> None:
             md.manual_seed(ctx.seed)
             model, l1, noise = build(kind, d)
             start = time.perf_counter()
-            losses = train_autoencoder(model, x_normal, epochs, l1=l1, noise=noise, seed=ctx.seed)
+            log = functools.partial(ctx.epoch, f"{name} {kind}")
+            losses = train_autoencoder(
+                model, x_normal, epochs, l1=l1, noise=noise, seed=ctx.seed, log=log
+            )
             seconds = time.perf_counter() - start
             scores[kind] = (reconstruction_error(model, x_val), reconstruction_error(model, x_test))
             report[kind] = {
@@ -220,7 +235,7 @@ def run(ctx: RunContext) -> None:
             threshold, val_f1 = best_f1_threshold(val_scores, y[val])
             report[kind].update(detection_report(test_scores, y[test], threshold))
             report[kind]["val_f1"] = val_f1
-            print(
+            ctx.log(
                 f"  {kind}: "
                 + ", ".join(
                     f"{k} {report[kind][k]:.3f}"

@@ -69,6 +69,7 @@ def run(ctx: RunContext) -> None:
         TensorDataset(x_train, x_train), batch_size=BATCH, shuffle=True, generator=ctx.seed
     )
     epochs = ctx.epochs_or(EPOCHS, 1)
+    ctx.data(train=len(x_train), test=len(x_test))
 
     # ------------------------------------------------------------------ one model per code size
     results: dict[str, Any] = {}
@@ -84,6 +85,7 @@ def run(ctx: RunContext) -> None:
             optimizer,
             train,
             epochs=epochs,
+            callbacks=[ctx.epoch_log(f"latent {latent}", epochs)],
             progress=False,
         )
         seconds = time.perf_counter() - start
@@ -97,7 +99,7 @@ def run(ctx: RunContext) -> None:
             "train_time_s": seconds,
             "train_bce_per_pixel": curves[latent],
         }
-        print(f"latent {latent}: {errors} ({seconds:.0f} s)")
+        ctx.log(f"latent {latent}: {errors} ({seconds:.0f} s)")
 
     # ------------------------------------------------------------------ reporting
     ctx.record(

@@ -106,6 +106,7 @@ def run(ctx: RunContext) -> None:
     x_train, _, _ = gen.load_unit_images("fashion-mnist", "train", ctx.subset(60000, 1000))
     x_test, y_test, classes = gen.load_unit_images("fashion-mnist", "test", ctx.subset(10000, 500))
     train = DataLoader(TensorDataset(x_train), batch_size=BATCH, shuffle=True, generator=ctx.seed)
+    ctx.data(train=len(x_train), test=len(x_test))
 
     # ------------------------------------------------------------------ model, optimiser
     model = ConvVAE(LATENT)
@@ -133,8 +134,7 @@ def run(ctx: RunContext) -> None:
         history["train_kl"].append(sums[1] / seen)
         history["test_reconstruction"].append(test["reconstruction"])
         history["test_kl"].append(test["kl"])
-        elapsed = time.perf_counter() - start
-        print(f"epoch {epoch}: -ELBO {test['neg_elbo']:.2f}, KL {test['kl']:.2f} ({elapsed:.0f} s)")
+        ctx.epoch("conv VAE", epoch, epochs, test_neg_elbo=test["neg_elbo"], test_kl=test["kl"])
     train_time = time.perf_counter() - start
 
     # ------------------------------------------------------------------ evaluation

@@ -13,7 +13,9 @@ the denoising one learned that digits are the only thing worth reconstructing.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,10 +50,11 @@ def autoencoder(latent: int = LATENT) -> nn.Sequential:
 
 
 def train_autoencoder(
-    x_train: np.ndarray, noise_std: float, epochs: int, seed: int
+    x_train: np.ndarray, noise_std: float, epochs: int, seed: int, log: Callable[..., None]
 ) -> tuple[nn.Module, list[float], float]:
     """An autoencoder trained to map ``x + noise`` (fresh noise every batch; none when
-    ``noise_std`` is 0) to the clean ``x``; returns it, the per-epoch loss and the time."""
+    ``noise_std`` is 0) to the clean ``x``; returns it, the per-epoch loss and the time.
+    Each epoch is reported: ``log(epoch, epochs, train_loss=...)``."""
     md.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = autoencoder()
@@ -59,7 +62,7 @@ def train_autoencoder(
     train = DataLoader(TensorDataset(x_train), batch_size=BATCH, shuffle=True, generator=seed)
     losses = []
     start = time.perf_counter()
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         total = 0.0
         for (clean,) in train:
             noisy = add_noise(clean, noise_std, rng) if noise_std > 0 else clean
@@ -69,6 +72,7 @@ def train_autoencoder(
             optimizer.step()
             total += loss.item() * len(clean)
         losses.append(total / len(x_train))
+        log(epoch, epochs, train_loss=losses[-1])
     return model, losses, time.perf_counter() - start
 
 
@@ -78,13 +82,22 @@ def run(ctx: RunContext) -> None:
     test_images, _, _ = gen.load_unit_images("mnist", "test", ctx.subset(10000, 500))
     x_train, x_test = images.reshape(-1, 784), test_images.reshape(-1, 784)
     epochs = ctx.epochs_or(EPOCHS, 1)
+    ctx.data(train=len(x_train), test=len(x_test))
 
     # ------------------------------------------------------------------ train both
     denoising, denoising_loss, denoising_time = train_autoencoder(
-        x_train, noise_std=TRAIN_NOISE, epochs=epochs, seed=ctx.seed
+        x_train,
+        noise_std=TRAIN_NOISE,
+        epochs=epochs,
+        seed=ctx.seed,
+        log=functools.partial(ctx.epoch, "denoising AE"),
     )
     plain, plain_loss, plain_time = train_autoencoder(
-        x_train, noise_std=0.0, epochs=epochs, seed=ctx.seed
+        x_train,
+        noise_std=0.0,
+        epochs=epochs,
+        seed=ctx.seed,
+        log=functools.partial(ctx.epoch, "plain AE"),
     )
     denoising.eval()
     plain.eval()

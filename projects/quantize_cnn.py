@@ -199,7 +199,7 @@ def run(ctx: RunContext) -> None:
 
 def _plot(results: dict, ctx: RunContext) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     width = 0.38
     positions = np.arange(len(METHODS))
     for k, (name, rows) in enumerate(results.items()):
@@ -208,12 +208,14 @@ def _plot(results: dict, ctx: RunContext) -> None:
             axes, ("size_bytes", "accuracy", "ms_per_batch"), (1 / 1024, 1, 1)
         ):
             ax.bar(positions + offset, [rows[m][key] * scale for m in METHODS], width, label=name)
-    titles = ("model size (KiB)", "test accuracy", "inference time (ms / batch of 256)")
-    for ax, title in zip(axes, titles):
-        ax.set_xticks(positions, METHODS, rotation=25, ha="right")
-        ax.set_title(title)
+    titles = ("model size", "test accuracy", "inference time")
+    ylabels = ("KiB", "accuracy", "ms per batch of 256")
+    for ax, title, ylabel in zip(axes, titles, ylabels):
+        # Two-line method names stand level: slanted ones would run into each other.
+        ax.set_xticks(positions, [m.replace(" ", "\n") for m in METHODS])
+        ax.set(title=title, xlabel="model", ylabel=ylabel)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
     low = min(rows[m]["accuracy"] for rows in results.values() for m in METHODS)
     axes[1].set_ylim(max(0.0, low - 0.05), 1.0)
     save_figure(fig, ctx.figure("float_vs_int8"))

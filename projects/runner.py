@@ -80,9 +80,11 @@ class RunContext:
         """One line for one epoch of one model, with the minutes since the run started:
         ``mlp epoch 3/10 train_loss=0.21 val_loss=0.25 (1.4 min)``."""
         self.epochs_logged += 1
+        seconds = values.pop("time", None)  # fit's epoch time
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        took = f"{seconds:.1f} s, " if seconds is not None else ""
         minutes = (time.perf_counter() - self.started) / 60
-        self.log(f"{model} epoch {epoch}/{epochs} {shown} ({minutes:.1f} min)")
+        self.log(f"{model} epoch {epoch}/{epochs} {shown} ({took}{minutes:.1f} min in all)")
 
     def epoch_log(self, model: str, epochs: int) -> Callback:
         """A ``fit`` callback that reports each epoch through ``epoch``."""

@@ -78,8 +78,12 @@ def _draw_boundary(model: nn.Module, x: np.ndarray, y: np.ndarray, ctx: RunConte
     gx, gy = np.meshgrid(grid, grid)
     with md.no_grad():
         scores = model(md.tensor(np.stack([gx.ravel(), gy.ravel()], 1))).numpy()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.contourf(gx, gy, scores.argmax(1).reshape(gx.shape), alpha=0.3, cmap="coolwarm")
-    ax.scatter(x[:, 0], x[:, 1], c=y, s=5, cmap="coolwarm")
-    ax.set(title="decision boundary", aspect="equal")
+    for label, color in ((0, "tab:blue"), (1, "tab:red")):  # the ends of coolwarm
+        points = x[y == label]
+        ax.scatter(points[:, 0], points[:, 1], s=5, color=color, label=f"spiral {label}")
+    ax.set(title="decision boundary (shaded: predicted class)", aspect="equal")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$")
+    ax.legend(title="validation points", loc="upper left", fontsize=8)
     save_figure(fig, ctx.figure("decision_boundary"))

@@ -131,7 +131,7 @@ def _plot_accuracy(
     rows: list[dict], base: float, tuned: float, dense: int, ctx: RunContext
 ) -> None:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
     ranked = [r for r in rows if r["setting"].startswith("rank")]
     params = [r["params"] for r in ranked]
     ax.plot(
@@ -174,16 +174,16 @@ def _plot_accuracy(
 
 def _plot_spectra(spectra: dict[str, np.ndarray], ctx: RunContext) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for name, s in spectra.items():
         axes[0].semilogy(np.arange(1, len(s) + 1), s, label=f"layer {name} ({len(s)} values)")
         energy = np.cumsum(s**2) / (s**2).sum()
         axes[1].plot(np.arange(1, len(s) + 1), energy, label=f"layer {name}")
-    axes[0].set(xlabel="index i", ylabel="singular value s_i", title="spectrum per layer")
+    axes[0].set(xlabel="index $i$", ylabel="singular value $s_i$", title="spectrum per layer")
     axes[1].set(
         xscale="log",
-        xlabel="rank r",
-        ylabel="energy kept sum_{i<=r} s_i^2 / sum s_i^2",
+        xlabel="rank $r$",
+        ylabel=r"energy kept $\sum_{i \leq r} s_i^2 \,/\, \sum_i s_i^2$",
         title="cumulative spectral energy",
     )
     for ax in axes:

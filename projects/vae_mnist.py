@@ -21,7 +21,9 @@ posterior means coloured by digit and the decoded grid over the latent plane.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -97,10 +99,16 @@ def evaluate_terms(model: VAE, x: np.ndarray) -> dict[str, Any]:
 
 
 def train_vae(
-    latent: int, x_train: np.ndarray, x_test: np.ndarray, epochs: int, seed: int
+    latent: int,
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    epochs: int,
+    seed: int,
+    log: Callable[..., None],
 ) -> tuple[VAE, dict[str, list[float]], float]:
     """The VAE of ``latent`` dimensions trained with Adam on the negative ELBO; returns the
-    model, the per-epoch train and test terms and the training time."""
+    model, the per-epoch train and test terms and the training time. Each epoch is
+    reported: ``log(epoch, epochs, test_neg_elbo=...)``."""
     md.manual_seed(seed)
     model = VAE(latent)
     optimizer = optim.Adam(model.parameters(), lr=LR)
@@ -125,10 +133,7 @@ def train_vae(
         history["train_kl"].append(sums[1] / seen)
         for key in ("reconstruction", "kl", "neg_elbo"):
             history[f"test_{key}"].append(test[key])
-        elapsed = time.perf_counter() - start
-        print(
-            f"latent {latent}, epoch {epoch}: test -ELBO {test['neg_elbo']:.2f} ({elapsed:.0f} s)"
-        )
+        log(epoch, epochs, test_neg_elbo=test["neg_elbo"])
     return model, history, time.perf_counter() - start
 
 
@@ -138,12 +143,14 @@ def run(ctx: RunContext) -> None:
     test_images, y_test, classes = gen.load_unit_images("mnist", "test", ctx.subset(10000, 500))
     x_train, x_test = images.reshape(-1, 784), test_images.reshape(-1, 784)
     epochs = ctx.epochs_or(EPOCHS, 1)
+    ctx.data(train=len(x_train), test=len(x_test))
 
     # ------------------------------------------------------------------ train both models
     results: dict[str, Any] = {}
     models: dict[int, VAE] = {}
     for latent in (20, 2):
-        model, history, seconds = train_vae(latent, x_train, x_test, epochs, ctx.seed)
+        log = functools.partial(ctx.epoch, f"VAE latent {latent}")
+        model, history, seconds = train_vae(latent, x_train, x_test, epochs, ctx.seed, log)
         md.manual_seed(ctx.seed)  # the test estimate's eps draws, reproducible
         test = evaluate_terms(model, x_test)
         models[latent] = model

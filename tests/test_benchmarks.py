@@ -106,3 +106,14 @@ def test_profile_prints_the_time_per_op_type(capsys):
     assert printed.startswith("W1: ") and "Linear" in printed and "per step:" in printed
     with pytest.raises(SystemExit, match="unknown workload 'W9'"):
         main(["--profile", "W9"])
+
+
+def test_help_explains_every_workload_in_one_line(capsys):
+    from benchmarks.__main__ import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = capsys.readouterr().out
+    for key, workload in WORKLOADS.items():
+        (line,) = [line for line in out.splitlines() if line.strip().startswith(f"{key} ")]
+        assert workload.title in line and workload.loss in line
