@@ -122,12 +122,10 @@ class _Drawer:
         fn = t.grad_fn
         if fn is not None:
             kind, title = "op", fn.name
-        elif id(t) in self.names:
-            kind, title = "param", self.names[id(t)]
         elif t.requires_grad:
-            kind, title = "leaf", "leaf"
-        else:
-            kind, title = "const", _constant_title(t)
+            kind, title = ("param", self.names[id(t)]) if id(t) in self.names else ("leaf", "leaf")
+        else:  # data and constants stay grey, named or not
+            kind, title = "const", self.names.get(id(t)) or _constant_title(t)
         lines = [title, f"{t.shape} {t.dtype}"]
         if self.show_saved and fn is not None:
             lines += _saved_lines(fn, t)
