@@ -255,6 +255,8 @@ def curvature(ctx: RunContext, data: _mnist.Splits) -> dict[str, Any]:
     steps = {"init": 0, "trained": ctx.subset(1500, 60)}
     for stage, n_steps in steps.items():
         losses = train(model, data, n_steps, lr, ctx.seed) if n_steps else []
+        if losses:
+            ctx.log(f"mlp: {n_steps} SGD steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
         params = tuple(
             p.detach().double()
             for p in (model.hidden.weight, model.hidden.bias, model.out.weight, model.out.bias)
@@ -378,6 +380,7 @@ def run(ctx: RunContext) -> None:
     ctx.record(newton=results, second_derivative_checks=check_second_derivatives())
     newton_figures(ctx, runs)
     data = _mnist.load_splits(ctx, n_train=10000, quick=(2000, 500, 500))
+    ctx.data(**data.sizes())
     ctx.record(curvature=curvature(ctx, data))
     ctx.record(graphs=graphs(ctx, data))
     ctx.record(trace=trace_one_step(ctx, data))

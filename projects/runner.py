@@ -10,8 +10,9 @@ never overwrites a full run's results).
 A project says what it does as it goes, unless ``--quiet``: ``ctx.data(train=..., test=...)``
 once it has its data (the runner refuses a project that never does), and one line per
 epoch per model: ``callbacks=[ctx.epoch_log("mlp", epochs)]`` for ``fit``, or
-``ctx.epoch("mlp", epoch, epochs, loss=...)`` from a hand-written loop. The runner prints
-where the results went.
+``ctx.epoch("mlp", epoch, epochs, loss=...)`` from a hand-written loop (``ctx.log`` for
+anything else, such as training counted in steps). The runner prints where the results
+went.
 
 BLAS threads: a project runs with NumPy's BLAS limited to ``BLAS_THREADS`` thread (see
 ``blas_threads``; ``--blas-threads N`` or ``MINIDL_BLAS_THREADS`` change it): the models
@@ -56,7 +57,6 @@ class RunContext:
     results: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     reported_data: bool = False
-    epochs_logged: int = 0
     started: float = field(default_factory=time.perf_counter)
 
     def log(self, message: str) -> None:
@@ -79,7 +79,6 @@ class RunContext:
     def epoch(self, model: str, epoch: int, epochs: int, **values: float) -> None:
         """One line for one epoch of one model, with the minutes since the run started:
         ``mlp epoch 3/10 train_loss=0.21 val_loss=0.25 (1.4 min)``."""
-        self.epochs_logged += 1
         seconds = values.pop("time", None)  # fit's epoch time
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
         took = f"{seconds:.1f} s, " if seconds is not None else ""
@@ -264,14 +263,11 @@ def _missing_data_message(name: str, error: DataNotFoundError) -> str:
 
 
 def _check_reported(ctx: RunContext) -> None:
+    """Every project says what data it loaded; its epochs are its own to report (a project
+    that trains by steps, not epochs, says so with ``ctx.log``)."""
     if not ctx.reported_data:
         raise RuntimeError(
             f"project {ctx.name} did not report its data: call ctx.data(train=..., test=...)"
-        )
-    if not ctx.epochs_logged:
-        raise RuntimeError(
-            f"project {ctx.name} did not report any epoch: pass "
-            f"callbacks=[ctx.epoch_log(model, epochs)] to fit, or call ctx.epoch(...)"
         )
 
 
