@@ -11,7 +11,9 @@ only when the MPI library is CUDA-aware, which mpi4py cannot ask portably: set
 with ``MPICH_GPU_SUPPORT_ENABLED=1``). Otherwise a device array is copied to the host,
 reduced there and copied back, which is always correct. The simulated CUDA device
 (``MINIDL_SIMULATED_CUDA=1``) refuses to be read as a buffer, as CuPy does without a
-CUDA-aware MPI, so it always takes the host path.
+CUDA-aware MPI, so it always takes the host path: that is the tested one. The direct path
+synchronises CuPy's stream before MPI reads the array (the kernels that write it may still
+be queued); no GPU was available to run it.
 """
 
 from __future__ import annotations
@@ -148,6 +150,8 @@ class Communicator:
         on_device = backend.get_array_module(array) is not np
         direct = not on_device or (cuda_aware() and not _simulated(array))
         if direct and array.flags.c_contiguous:
+            if on_device:  # MPI reads device memory itself: the kernels that write it first
+                backend.cupy.cuda.get_current_stream().synchronize()
             return array, lambda: None
         host = np.ascontiguousarray(backend.to_numpy(array))
 
