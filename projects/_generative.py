@@ -65,10 +65,12 @@ def image_rows(
     path: str | os.PathLike,
     title: str = "",
     columns: list[str] | None = None,
+    column_label: str = "",
 ) -> str:
     """One row of 28x28 grey images per entry of ``rows`` (each (n, ...) reshaped to
     (n, 28, 28), shown in [0, 1] without rescaling), the row's name on its left and
-    ``columns`` (optional) above the columns; drawn as one picture (one axes is fast)."""
+    ``columns`` (optional) above the columns, under ``column_label`` (what they are values
+    of); drawn as one picture (one axes is fast)."""
     plt = pyplot()
     ncol = max(len(v) for v in rows.values())
     canvas = np.ones((len(rows), 30, ncol, 30), np.float32)  # white 2-pixel gutters
@@ -83,6 +85,8 @@ def image_rows(
     else:
         ax.set_xticks(np.arange(len(columns)) * 30 + 14.5, columns, fontsize=8)
         ax.xaxis.tick_top()
+        ax.set_xlabel(column_label, fontsize=8)
+        ax.xaxis.set_label_position("top")
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)

@@ -299,7 +299,7 @@ def _histograms(ctx: RunContext, name: str, c: dict[str, Any]) -> None:
             )
         ax.axvline(c["thresholds"][kind], color="black", ls="--", label="threshold")
         ax.set(xscale="log", yscale="log", title=kind, xlabel="reconstruction error (MSE)")
-    axes[0].set_ylabel("share of the class's rows")
+        ax.set_ylabel("share of the class's rows")  # each panel has its own scale
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(f"{name}: test reconstruction errors (threshold: best F1 on validation)")

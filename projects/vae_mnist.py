@@ -242,4 +242,5 @@ def _traversal_figure(ctx: RunContext, model: VAE, image: np.ndarray, kl: np.nda
         ctx.figure("latent_traversal"),
         title="Latent traversal: one dimension from -3 to 3, the others at the test image's code",
         columns=[f"{v:+.2f}" for v in TRAVERSAL],
+        column_label="value of the traversed dimension",
     )

@@ -1,5 +1,7 @@
-"""What every figure must pass: no two pieces of text overlap, and every axis with ticks
-has a label. ``layout_problems(fig)`` lists what is wrong, in words; tests assert it is empty.
+"""What every figure must pass: no two pieces of text overlap, and every axis with numbers
+on its ticks has a label (tick labels that are names, such as classes or the rows of an
+image strip, name themselves). ``layout_problems(fig)`` lists what is wrong, in words;
+tests assert it is empty.
 
 Text boxes are matplotlib's own extents after drawing (``get_window_extent``), so the check
 sees what the PNG shows: titles against tick labels of the row above, a y label against
@@ -8,6 +10,7 @@ the panel to its left, rotated tick labels against each other, a legend against 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 TOLERANCE = 1.0  # pixels: boxes that only touch do not count as overlapping
@@ -95,6 +98,14 @@ def _label(artist: Any) -> str:
     return repr(artist.get_text()) if hasattr(artist, "get_text") else ""
 
 
+def _numeric(text: str) -> bool:
+    """A tick label that is a number ('0.5', '−3', '1e-3', '$\\mathdefault{10^{2}}$'), not a
+    name ('cat', 'k = 16')."""
+    for old, new in (("\\mathdefault", ""), ("$", ""), ("{", ""), ("}", ""), ("\u2212", "-")):
+        text = text.replace(old, new)
+    return re.fullmatch(r"[-+]?[\d.,]+(e[-+]?\d+)?(\^[-+]?[\d.]+)?%?", text.strip()) is not None
+
+
 def _missing_labels(k: int, ax: Any) -> list[str]:
     if not ax.get_visible() or not ax.axison:
         return []  # an image panel with its axes switched off
@@ -105,7 +116,9 @@ def _missing_labels(k: int, ax: Any) -> list[str]:
     missing = []
     for axis, letter in ((ax.xaxis, "x"), (ax.yaxis, "y")):
         has_ticks = any(
-            t.label1.get_visible() or t.label2.get_visible() for t in _drawn_ticks(axis)
+            (t.label1.get_visible() and _numeric(t.label1.get_text()))
+            or (t.label2.get_visible() and _numeric(t.label2.get_text()))
+            for t in _drawn_ticks(axis)
         )
         if has_ticks and not axis.label.get_text().strip():
             missing.append(f"axes {k} ({ax.get_title() or 'untitled'}) has no {letter} label")
