@@ -161,10 +161,15 @@ NETWORKS = {  # (latency s, bandwidth B/s): typical published figures, not measu
 }
 
 
+FIT_MAX_BYTES = 16 * 2**20  # the range of gradient sizes here (W3: 8.5 MB)
+
+
 def fit_allreduce(sweep_result: dict[str, float]) -> tuple[float, float]:
-    """(latency, bandwidth) of T(n) = latency + n / bandwidth, least squares over the sweep."""
-    n = np.array([float(k) for k in sweep_result])
-    t = np.array(list(sweep_result.values()))
+    """(latency, bandwidth) of T(n) = latency + n / bandwidth, least squares over the
+    sweep's sizes up to FIT_MAX_BYTES."""
+    sizes = [k for k in sweep_result if float(k) <= FIT_MAX_BYTES]
+    n = np.array([float(k) for k in sizes])
+    t = np.array([sweep_result[k] for k in sizes])
     slope, intercept = np.polyfit(n, t, 1)
     return max(float(intercept), float(t.min())), 1.0 / float(slope)
 
