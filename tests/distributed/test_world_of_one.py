@@ -148,3 +148,10 @@ def test_fit_distributed_needs_data_loaders():
     with pytest.raises(TypeError, match="train_loader must be a DataLoader"):
         fit(model, nn.functional.cross_entropy, optim.SGD(model.parameters(), lr=0.1), batches,
             1, distributed=True)  # fmt: skip
+
+
+def test_the_runner_refuses_distributed_for_a_project_that_does_not_take_it(tmp_path):
+    from projects.runner import run_project
+
+    with pytest.raises(SystemExit, match="project 'svd_lowrank' does not support --distributed"):
+        run_project("svd_lowrank", tmp_path, quick=True, distributed=True)
