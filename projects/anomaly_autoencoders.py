@@ -235,13 +235,8 @@ def run(ctx: RunContext) -> None:
             threshold, val_f1 = best_f1_threshold(val_scores, y[val])
             report[kind].update(detection_report(test_scores, y[test], threshold))
             report[kind]["val_f1"] = val_f1
-            ctx.log(
-                f"  {kind}: "
-                + ", ".join(
-                    f"{k} {report[kind][k]:.3f}"
-                    for k in ("precision", "recall", "f1", "roc_auc", "average_precision")
-                )
-            )
+            shown = ("precision", "recall", "f1", "roc_auc", "average_precision")
+            ctx.log(f"  {kind}: " + ", ".join(f"{k} {report[kind][k]:.3f}" for k in shown))
         results[name] = {
             "rows": len(x),
             "features": d,
