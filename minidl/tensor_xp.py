@@ -44,6 +44,14 @@ def abs(x: Tensor) -> Tensor:
     return arithmetic.Abs()(x)
 
 
+def log1p(x: Tensor) -> Tensor:
+    return arithmetic.Log()(1 + x)
+
+
+def expand_dims(x: Tensor, axis: int) -> Tensor:
+    return x.unsqueeze(axis)
+
+
 def sign(x: Tensor) -> Tensor:
     """No gradient (the derivative of sign is 0 almost everywhere)."""
     return Tensor(backend.get_array_module(x.data).sign(x.data))

@@ -12,6 +12,8 @@ import numpy as np
 from minidl import nn
 from minidl.gradient_check.registry import distinct, normal, register
 from minidl.nn import functional as F
+from minidl.ops.conv import conv_simple, conv_transpose_simple
+from minidl.ops.im2col import windows
 from minidl.tensor import Tensor, float64
 
 
@@ -182,3 +184,19 @@ for _name, _make, _shape in [
 ]:
     register(f"layer {_name}", *_layer(_make, _shape))
 register("layer MaxPool2d", *_layer(lambda: nn.MaxPool2d(3, 2, padding=1), (1, 2, 5, 5), distinct))
+
+
+# The plain references that create_graph differentiates (their Im2Col/Col2Im ops appear
+# only there): checked against the same derivatives as the fast ops.
+_WIN = windows("conv2d", (5, 4), (3, 2), (2, 1), (1, 1), [(1, 1), (0, 0)])
+register(
+    "conv_simple (im2col + matmul, groups 2)",
+    lambda x, w, b: conv_simple(x, w, b, _WIN, 2),
+    normal((2, 4, 5, 4), (6, 2, 3, 2), (6,)),
+)
+_WIN_T = windows("conv_transpose2d", (5, 4), (3, 2), (2, 1), (1, 1), [(1, 1), (0, 0)])
+register(
+    "conv_transpose_simple (matmul + col2im)",
+    lambda x, w: conv_transpose_simple(x, w, None, _WIN_T, (5, 4), 1),
+    normal((2, 3, *_WIN_T.out), (3, 2, 3, 2)),
+)

@@ -31,7 +31,7 @@ from minidl.ops.im2col import (
     to_batch_last,
     windows,
 )
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def conv_pads(
@@ -129,6 +129,66 @@ def _bias_grad(dy: Any) -> Any:
     return dy.sum(axis=(0, *range(2, dy.ndim)))
 
 
+class Im2Col(Op):
+    """cols = im2col(x): x (N, C, *S) -> (C, *k, *O, N), each window a column;
+    dx = col2im(dcols) (``Col2Im``). Linear, so under create_graph its backward records
+    ``Col2Im``, whose backward is ``Im2Col`` again."""
+
+    def __init__(self, win: Windows, size: tuple[int, ...]) -> None:
+        self.win, self.size = win, size
+
+    def forward(self, x: Any) -> Any:
+        return im2col(self.xp, x, self.win)
+
+    def backward(self, dcols: Any) -> Any:
+        if isinstance(dcols, Tensor):
+            return Col2Im(self.win, self.size)(dcols)
+        return col2im(self.xp, dcols, self.win, self.size)
+
+
+class Col2Im(Op):
+    """x = col2im(cols): (C, *k, *O, N) -> (N, C, *S), overlapping windows summed;
+    dcols = im2col(dx) (``Im2Col``): the adjoint of ``Im2Col``."""
+
+    def __init__(self, win: Windows, size: tuple[int, ...]) -> None:
+        self.win, self.size = win, size
+
+    def forward(self, cols: Any) -> Any:
+        return col2im(self.xp, self.xp.ascontiguousarray(cols), self.win, self.size)
+
+    def backward(self, dx: Any) -> Any:
+        if isinstance(dx, Tensor):
+            return Im2Col(self.win, self.size)(dx)
+        return im2col(self.xp, dx, self.win)
+
+
+def conv_simple(x: Tensor, w: Tensor, b: Tensor | None, win: Windows, groups: int) -> Tensor:
+    """The plain convolution, read this first: columns by im2col, one matrix product per
+    group, no layout tricks. x: (N, C_in, *S), w: (C_out, C_in/g, *k) -> (N, C_out, *O).
+    ``Conv`` computes the same faster; under create_graph the engine differentiates this."""
+    cols = Im2Col(win, x.shape[2:])(x)  # (C_in, *k, *O, N)
+    c_out, positions = w.shape[0], math.prod(cols.shape[1 + len(win.kernel) :])
+    cols = cols.reshape(groups, -1, positions)  # (g, C_in/g * prod(k), prod(O) * N)
+    y = w.reshape(groups, c_out // groups, -1) @ cols  # (g, C_out/g, prod(O) * N)
+    y = y.reshape(c_out, *win.out, x.shape[0])
+    y = y.permute(len(win.out) + 1, *range(len(win.out) + 1))  # (N, C_out, *O)
+    return y if b is None else y + b.reshape(-1, *(1,) * len(win.out))
+
+
+def conv_transpose_simple(
+    x: Tensor, w: Tensor, b: Tensor | None, win: Windows, size: tuple[int, ...], groups: int
+) -> Tensor:
+    """The plain transposed convolution: one matrix product per group (W_g^T @ X_g), then
+    col2im. x: (N, C_in, *S), w: (C_in, C_out/g, *k) -> (N, C_out, *size)."""
+    dims, n = len(win.kernel), x.shape[0]
+    rows = x.permute(*range(1, dims + 2), 0).reshape(groups, x.shape[1] // groups, -1)
+    wg = w.reshape(groups, w.shape[0] // groups, -1)  # (g, C_in/g, C_out/g * prod(k))
+    cols = wg.swapaxes(1, 2) @ rows  # (g, C_out/g * prod(k), prod(S) * N)
+    cols = cols.reshape(w.shape[1] * groups, *win.kernel, *x.shape[2:], n)
+    y = Col2Im(win, size)(cols)
+    return y if b is None else y + b.reshape(-1, *(1,) * dims)
+
+
 class ConvNd(Op):
     """N-d convolution (cross-correlation), N = 1, 2, 3, in ``groups`` groups: the op of
     ``F.conv1d``, ``F.conv2d``, ``F.conv3d`` and of the layers ``nn.Conv1d/2d/3d``.
@@ -179,6 +239,9 @@ class ConvNd(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = _bias_grad(dy)
         return dx, dw, db
+
+    def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+        return conv_simple(x, w, b, self.win, self.groups)
 
     def _weight_shape(self, cols: Any) -> tuple[int, ...]:
         dims = len(self.win.kernel)
@@ -259,6 +322,7 @@ class ConvTransposeNd(Op):
         self.save_for_backward(
             x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )
+        self.size = size
         y = _correlate_adjoint(self.xp, w, x, g, self.win, size)
         if b is not None:
             y += b.reshape(-1, *(1,) * dims)
@@ -276,3 +340,6 @@ class ConvTransposeNd(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = _bias_grad(dy)
         return dx, dw, db
+
+    def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+        return conv_transpose_simple(x, w, b, self.win, self.size, self.groups)

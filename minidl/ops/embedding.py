@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class Embedding(Op):
@@ -48,6 +48,21 @@ class Embedding(Op):
         if self.padding_idx is not None:
             dweight[self.padding_idx] = 0
         return dweight, None
+
+    def reference(self, weight: Tensor, indices: Tensor) -> Tensor:
+        """weight[indices]; where padding_idx or scale_grad_by_freq change the gradient,
+        rows * s + rows.detach() * (1 - s) keeps the values and scales the gradient by s."""
+        rows = weight[indices.data]
+        if self.padding_idx is None and not self.scale_grad_by_freq:
+            return rows
+        xp, flat = self.xp, indices.data.reshape(-1)
+        s = xp.ones(flat.shape, dtype=rows.dtype)
+        if self.scale_grad_by_freq:
+            s = s / xp.bincount(flat, minlength=weight.shape[0])[flat]
+        if self.padding_idx is not None:
+            s = s * (flat != self.padding_idx)
+        s = Tensor(s.reshape(*indices.shape, 1))
+        return rows * s + rows.detach() * (1 - s)
 
 
 def check_indices(indices: Any, rows: int, xp: Any) -> None:

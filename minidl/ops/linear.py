@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.broadcasting import check_same_dtype
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class Linear(Op):
@@ -43,6 +43,10 @@ class Linear(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = dy2.sum(axis=0)
         return dx, dw, db
+
+    def reference(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        y = x @ weight.T
+        return y if bias is None else y + bias
 
 
 def _check(x: tuple, w: tuple, b: tuple | None) -> None:

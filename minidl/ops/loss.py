@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.ops.activation import sigmoid_array
+from minidl.ops.arithmetic import Where
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class PairLoss(Op):
@@ -19,13 +20,12 @@ class PairLoss(Op):
     def forward(self, a: Any, b: Any) -> Any:
         broadcast_shape(self.name, a.shape, b.shape)
         self.shapes = a.shape, b.shape
-        d = a - b
-        self.save_for_backward(d)
-        return self.value(d)
+        self.save_for_backward(a, b)  # not a - b: under create_graph d must be in the graph
+        return self.value(a - b)
 
     def backward(self, dy: Any) -> tuple:
-        (d,) = self.saved
-        g = dy * self.slope(d)
+        a, b = self.saved
+        g = dy * self.slope(a - b)
         return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
 
 
@@ -173,6 +173,10 @@ class BinaryCrossEntropyWithLogits(Op):
             dt = dy * (-x + (pw - 1) * softplus_neg)
         return dx, dt, None
 
+    def reference(self, x: Tensor, t: Tensor, pos_weight: Tensor) -> Tensor:
+        softplus_neg = (1 + (-x.abs()).exp()).log() + (-x).relu()
+        return (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
+
 
 class KLDiv(Op):
     """y = p (log p - x), p the target (0 where p = 0), x = log q the input;
@@ -205,6 +209,12 @@ class KLDiv(Op):
             )
         return dx, dt
 
+    def reference(self, x: Tensor, target: Tensor) -> Tensor:
+        if self.log_target:
+            return target.exp() * (target - x)
+        positive = Tensor(target.data > 0)
+        return target * (Where()(positive, target, 1.0).log() - x)
+
 
 class GaussianKL(Op):
     """KL(N(mu, exp(logvar)) || N(0, 1)) per element, the VAE's regulariser:
@@ -221,3 +231,6 @@ class GaussianKL(Op):
     def backward(self, dy: Any) -> tuple:
         mu, var = self.saved
         return mu * dy, 0.5 * (var - 1) * dy
+
+    def reference(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        return -0.5 * (1 + logvar - mu * mu - logvar.exp())

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from minidl.ops.broadcasting import check_same_dtype
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def _standardize(x: Any, axes: tuple[int, ...], eps: float, xp: Any) -> tuple[Any, ...]:
@@ -86,6 +86,7 @@ class BatchNorm(Op):
             mean, var = _channel(self.running_mean), _channel(self.running_var)
             invstd = 1.0 / self.xp.sqrt(var + self.eps)
             xhat = (x3 - mean) * invstd
+            self.eval_stats = mean.copy(), invstd  # constants of the reference
         self.save_for_backward(xhat, invstd, w)
         return _affine(xhat, w, b).reshape(x.shape)
 
@@ -112,6 +113,20 @@ class BatchNorm(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = dy3.sum(axis=self.axes)
         return dx, dw, db
+
+    def reference(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None):
+        """The textbook formula on Tensors (no running-statistics update: forward did it)."""
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        if self.training:
+            mean = x3.mean(axis=self.axes, keepdims=True)
+            var = ((x3 - mean) * (x3 - mean)).mean(axis=self.axes, keepdims=True)
+            xhat = (x3 - mean) / (var + self.eps).sqrt()
+        else:
+            mean, invstd = self.eval_stats
+            xhat = (x3 - Tensor(mean)) * Tensor(invstd)
+        y = xhat if weight is None else xhat * weight.reshape(1, -1, 1)
+        y = y if bias is None else y + bias.reshape(1, -1, 1)
+        return y.reshape(x.shape)
 
 
 def _channel(v: Any) -> Any:
@@ -154,3 +169,12 @@ class LayerNorm(Op):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = dy2.sum(axis=0).reshape(trailing)
         return dx, dw, db
+
+    def reference(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None):
+        x2 = x.reshape(-1, math.prod(x.shape[x.ndim - self.k :]))
+        mean = x2.mean(axis=1, keepdims=True)
+        var = ((x2 - mean) * (x2 - mean)).mean(axis=1, keepdims=True)
+        y = (x2 - mean) / (var + self.eps).sqrt()
+        y = y if weight is None else y * weight.reshape(-1)
+        y = y if bias is None else y + bias.reshape(-1)
+        return y.reshape(x.shape)

@@ -24,7 +24,8 @@ from minidl.ops.im2col import (
     to_batch_last,
     windows,
 )
-from minidl.tensor import Op
+from minidl.ops.shape import Pad
+from minidl.tensor import Op, Tensor
 
 
 def pool_windows(
@@ -122,6 +123,15 @@ class MaxPoolNd(Op):
                 dx[index] += dy * first
         return dx[interior(win, self.size)]
 
+    def reference(self, x: Tensor) -> Tensor:
+        """Max pooling as a plain sum over the kernel offsets j of the window values at j
+        times the mask of the windows whose first maximum sits at j (as PyTorch routes
+        the gradient); zero padding is never picked, since every window holds input."""
+        x_pad = Pad(_pad_widths(self.win, self.size))(x)
+        saved_pad, y = self.saved
+        masked = [x_pad[index] * Tensor(first) for _, index, first in self._first_max(saved_pad, y)]
+        return _total(masked)
+
     def _first_max(self, x_pad: Any, y: Any) -> Iterator[tuple[tuple[int, ...], tuple, Any]]:
         """For each kernel offset j (row-major): (j, its slice of x_pad, the mask of the
         windows whose first maximum is at offset j)."""
@@ -211,6 +221,14 @@ class AvgPoolNd(Op):
                 dx[index] += share
         return dx[interior(win, self.size)]
 
+    def reference(self, x: Tensor) -> Tensor:
+        """Average pooling as the plain sum of the window values over the kernel offsets,
+        divided by the window's divisor."""
+        x_pad = Pad(_pad_widths(self.win, self.size))(x)
+        total = _total([x_pad[index] for _, index in offset_slices(self.win)])
+        divisor = self.divisor
+        return total / (divisor if isinstance(divisor, float) else Tensor(divisor))
+
     def _divisor(self, win: Windows, size: tuple[int, ...], dtype: Any, device: str) -> Any:
         """D[p] as a Python number, or an array (*O) when windows differ in size."""
         if self.divisor_override is not None:
@@ -228,3 +246,15 @@ class AvgPoolNd(Op):
         if np.all(divisor == divisor.flat[0]):
             return float(divisor.flat[0])
         return backend.to_device(divisor.astype(dtype), device)
+
+
+def _pad_widths(win: Windows, size: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``Pad`` widths of the padded input of ``win`` (N and C unpadded)."""
+    return [(0, 0), (0, 0), *win.pads]
+
+
+def _total(terms: list[Tensor]) -> Tensor:
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total

@@ -18,7 +18,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.ops.arguments import as_tuple, check_rank
-from minidl.tensor import Op, float64
+from minidl.tensor import Op, Tensor, float64
 
 
 class Resample(Op):
@@ -53,6 +53,8 @@ class Resample(Op):
         return y.copy() if y is x else y  # an output never aliases its input
 
     def backward(self, dy: Any) -> Any:
+        if isinstance(dy, Tensor):  # create_graph: the adjoint is the transposed maps
+            return Resample([None if a is None else a.T for a in self.matrices], self.op)(dy)
         return self._apply(dy, transpose=True)
 
     def _apply(self, x: Any, transpose: bool) -> Any:
