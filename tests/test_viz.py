@@ -89,6 +89,19 @@ def test_every_figure_kind_has_no_overlapping_text_and_labelled_axes(tmp_path, c
     assert not checked, "\n".join(checked)
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 40])
+def test_epoch_axes_have_whole_number_ticks(epochs):
+    plt = viz.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(1, epochs + 1), np.ones(epochs), marker=".")
+    viz.plots.integer_ticks(ax.xaxis)
+    fig.canvas.draw()
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    plt.close(fig)
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_the_layout_check_finds_overlaps_and_missing_labels(tmp_path):
     plt = viz.pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(3, 2))

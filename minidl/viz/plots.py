@@ -67,7 +67,8 @@ def integer_ticks(axis: Any) -> None:
     """Ticks only at whole numbers (epochs, steps): never 0.96, 1.04 around one epoch."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True))
+    # min_n_ticks=1: with one epoch the locator would otherwise fall back to fractions.
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def line_plot(
