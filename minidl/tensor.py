@@ -38,6 +38,7 @@ from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
     resolve_dtype,
     uint8,
 )
+from minidl.utils.hooks import RemovableHandle
 
 # --------------------------------------------------------------------- grad mode
 _grad_enabled = True
@@ -490,13 +491,13 @@ class Tensor:
         """Keep ``.grad`` on this non-leaf tensor after backward."""
         self._retains_grad = True
 
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Callable[[], None]:
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
         """Call ``hook(grad)`` when this tensor's gradient is complete; a returned tensor
-        replaces the gradient. Returns a function that removes the hook."""
+        replaces the gradient. Returns a handle whose ``remove()`` takes the hook off."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         self._hooks.append(hook)
-        return lambda: self._hooks.remove(hook)
+        return RemovableHandle(entry=(self._hooks, hook))
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable:
         """Call ``hook(self)`` on this leaf once backward has added its gradient to ``.grad``

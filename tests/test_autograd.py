@@ -96,13 +96,14 @@ def test_hooks_read_and_replace_a_gradient_in_flight():
     y = x * 3
     seen = []
     y.register_hook(lambda g: seen.append(g.numpy().copy()))
-    remove = y.register_hook(lambda g: g * 10)
-    y.sum().backward()
+    handle = y.register_hook(lambda g: g * 10)
+    y.sum().backward(retain_graph=True)
     np.testing.assert_allclose(seen[0], [1.0, 1.0])
     np.testing.assert_allclose(x.grad.numpy(), [30.0, 30.0])
-    remove()
+    handle.remove()  # a RemovableHandle, as in PyTorch
+    handle.remove()
     x.grad = None
-    (x * 3).sum().backward()
+    y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
 
 
