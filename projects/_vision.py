@@ -189,9 +189,9 @@ def compare_curves(histories: dict[str, History], path: Path, title: str) -> Non
     from minidl.viz.plots import pyplot, save_figure
 
     plt = pyplot()
-    from minidl.viz.plots import integer_ticks
+    from minidl.viz.plots import integer_ticks, place_legend
 
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(13, 4), layout="constrained")
     for k, (name, history) in enumerate(histories.items()):
         color = f"C{k}"
         epochs = np.arange(1, len(history.epochs) + 1)
@@ -203,7 +203,7 @@ def compare_curves(histories: dict[str, History], path: Path, title: str) -> Non
     for ax in (loss_ax, acc_ax):
         integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        place_legend(ax)
     fig.suptitle(title)
     save_figure(fig, path)
 

@@ -58,7 +58,7 @@ def learning_curves(
         ax.set(xlabel=xlabel, ylabel=key)
         integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        place_legend(ax)
     fig.suptitle(title)
     return save_figure(fig, path)
 
@@ -71,6 +71,16 @@ def integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
+def place_legend(ax: Any, fontsize: float = 8) -> None:
+    """A few entries: inside, where they cover the fewest points ('best'); more than four:
+    outside, right of the panel, where they cover nothing."""
+    handles, _ = ax.get_legend_handles_labels()
+    if len(handles) > 4:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=fontsize)
+    else:
+        ax.legend(loc="best", fontsize=fontsize)
+
+
 def line_plot(
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     path: str | os.PathLike,
@@ -80,16 +90,21 @@ def line_plot(
     logx: bool = False,
     logy: bool = False,
 ) -> str:
-    """Named (x, y) series on one axis."""
+    """Named (x, y) series on one axis; x ticks are whole numbers when every x is (epochs,
+    steps)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    wide = len(series) > 4  # room for the legend beside the panel
+    fig, ax = plt.subplots(figsize=(8.5 if wide else 6, 4), layout="constrained")
     for name, (x, y) in series.items():
         ax.plot(x, y, marker=".", label=name)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
+    xs = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x, _ in series.values()])
+    if not logx and xs.size and np.all(xs == np.round(xs)):
+        integer_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
-    ax.legend()
+    place_legend(ax)
     return save_figure(fig, path)
 
 
@@ -182,7 +197,7 @@ def gradient_norms(
         ax.plot(steps[: len(values)], values, label=name)
     ax.set(xlabel="step", ylabel="gradient L2 norm", title=title, yscale="log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    place_legend(ax, fontsize=7)
     return save_figure(fig, path)
 
 
