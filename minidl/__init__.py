@@ -29,6 +29,7 @@ from minidl.tensor import (
     int64,
     is_grad_enabled,
     no_grad,
+    result_type,
     set_grad_enabled,
     uint8,
 )

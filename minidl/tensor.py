@@ -139,6 +139,8 @@ class Op:
     graph recorded) in place of ``backward``, and the tests compare ``forward`` against it.
     An op with neither sets ``double_backward = False`` and create_graph names it in an
     error. ``python -m minidl.gradient_check --order 2`` checks every op both ways.
+    An op with ``promotes = True`` (elementwise arithmetic) brings its operands to
+    PyTorch's common dtype first (``result_type``); the others take them as they come.
     """
 
     xp: Any = np
@@ -147,13 +149,14 @@ class Op:
     differentiable = True
     double_backward = True
     _tensor_saved: tuple | None = None
+    promotes = False
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
     def __call__(self, *inputs: Any) -> Tensor:
-        tensors = _as_tensors(self.name, inputs)
+        tensors = _as_tensors(self.name, inputs, self.promotes)
         self.xp = backend.get_array_module(tensors[0].data)
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
         record = self.differentiable and _grad_enabled and any(self.needs_input_grad)
@@ -556,14 +559,19 @@ def _as_list(tensors: Tensor | Any) -> list[Tensor]:
 
 
 # --------------------------------------------------------------------- op inputs
-def _as_tensors(op: str, inputs: tuple) -> tuple[Tensor, ...]:
-    """Wrap constants, matched to the dtype and device of the tensor operands."""
+def _as_tensors(op: str, inputs: tuple, promotes: bool = False) -> tuple[Tensor, ...]:
+    """Wrap constants, matched to the dtype and device of the tensor operands (all of them
+    brought to ``result_type(*inputs)`` when the op ``promotes``)."""
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
     if like is None:
         device = backend.default_device()
         return tuple(Tensor(backend.to_device(host_array(x, None), device)) for x in inputs)
     device = like.device
-    if like.dtype.kind in "iub" and any(isinstance(x, float) for x in inputs):
+    if promotes:
+        dtype = result_type(*inputs)
+        inputs = tuple(_cast(x, dtype) if isinstance(x, Tensor) else x for x in inputs)
+        like = _cast(like, dtype)
+    elif like.dtype.kind in "iub" and any(isinstance(x, float) for x in inputs):
         # int tensor (op) float scalar is float32 in PyTorch; NumPy would give float64
         inputs = tuple(_cast(x, float32) if isinstance(x, Tensor) else x for x in inputs)
         like = _cast(like, float32)
@@ -578,6 +586,49 @@ def _as_tensors(op: str, inputs: tuple) -> tuple[Tensor, ...]:
             )
         out.append(x)
     return tuple(out)
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}  # bool < integer < float < complex
+
+
+def result_type(*operands: Any) -> np.dtype:
+    """The dtype PyTorch gives an elementwise op of these operands (``torch.result_type``).
+
+    Operands form three tiers: tensors with dims, 0-d tensors, Python numbers. The result
+    is the dims tensors' common dtype, unless a lower tier holds a higher category (bool <
+    integer < float): then that tier's dtype decides (a Python float gives float32, a
+    Python int int64). So float64 tensor + 1.5 is float64, int64 tensor + 1.5 is float32,
+    float32 tensor + 0-d float64 tensor is float32, int64 tensor * float32 tensor float32.
+    """
+    tiers: list[list[np.dtype]] = [[], [], []]
+    for x in operands:
+        if isinstance(x, Tensor):
+            tiers[0 if x.ndim else 1].append(np.dtype(x.dtype))
+        elif isinstance(x, (bool, int, float)):
+            default = bool_ if isinstance(x, bool) else int64 if isinstance(x, int) else float32
+            tiers[2].append(np.dtype(default))
+        else:
+            tiers[0 if np.ndim(x) else 1].append(np.asarray(x).dtype)
+    result: np.dtype | None = None
+    for tier in tiers:
+        if not tier:
+            continue
+        common = _promote_within(tier)
+        if result is None or _CATEGORY[common.kind] > _CATEGORY[result.kind]:
+            result = common
+    return result
+
+
+def _promote_within(dtypes: list[np.dtype]) -> np.dtype:
+    """The common dtype of one tier: the widest of the highest category (an integer
+    tensor with a float tensor gives that float, not NumPy's float64)."""
+    top = max(_CATEGORY[d.kind] for d in dtypes)
+    out = dtypes[0]
+    chosen = [d for d in dtypes if _CATEGORY[d.kind] == top]
+    out = chosen[0]
+    for d in chosen[1:]:
+        out = np.promote_types(out, d)
+    return out
 
 
 def _cast(x: Tensor, dtype: Any) -> Tensor:

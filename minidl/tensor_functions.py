@@ -12,7 +12,7 @@ from minidl import backend, return_types
 from minidl.ops import activation, arithmetic, cumulative, elementwise, indexing, linalg, shape
 from minidl.ops import einsum as einsum_op
 from minidl.ops import norm as normops
-from minidl.tensor import Tensor, float32, host_array, resolve_dtype
+from minidl.tensor import Tensor, float32, host_array, resolve_dtype, result_type
 
 
 # --------------------------------------------------------------------- creation
@@ -182,7 +182,16 @@ def where(condition: Tensor, input: Any, other: Any) -> Tensor:
     if not isinstance(like, Tensor):
         like = tensor(input)
     cond = condition if isinstance(condition, Tensor) else tensor(condition, device=like.device)
-    return arithmetic.Where()(cond, input, other)
+    dtype = result_type(input, other)  # PyTorch's promotion; the condition takes no part
+    values = [_as_dtype(v, dtype, like.device) for v in (input, other)]
+    return arithmetic.Where()(cond, *values)
+
+
+def _as_dtype(value: Any, dtype: Any, device: str) -> Tensor:
+    """A tensor operand cast to ``dtype`` (a differentiable cast), or a constant made so."""
+    if isinstance(value, Tensor):
+        return value if value.dtype == dtype else value.to(dtype)
+    return tensor(value, dtype=dtype, device=device)
 
 
 def maximum(a: Any, b: Any) -> Tensor:

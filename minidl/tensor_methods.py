@@ -169,7 +169,8 @@ class TensorMethods:
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, (int, float)):
-            return _arith.PowScalar(exponent)(self)
+            promoted = isinstance(exponent, float) and self.dtype.kind in "iub"
+            return _arith.PowScalar(exponent)(self.to(float32) if promoted else self)
         return _arith.Pow()(self, exponent)
 
     def __rpow__(self, base: Any) -> Tensor:

@@ -16,6 +16,8 @@ from minidl.tensor import Op, Tensor
 class Add(Op):
     """y = a + b;  da = dy,  db = dy"""
 
+    promotes = True
+
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("add", a.shape, b.shape)
         self.shapes = a.shape, b.shape
@@ -28,6 +30,8 @@ class Add(Op):
 class Sub(Op):
     """y = a - b;  da = dy,  db = -dy"""
 
+    promotes = True
+
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("sub", a.shape, b.shape)
         self.shapes = a.shape, b.shape
@@ -39,6 +43,8 @@ class Sub(Op):
 
 class Mul(Op):
     """y = a * b;  da = dy * b,  db = dy * a"""
+
+    promotes = True
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("mul", a.shape, b.shape)
@@ -54,6 +60,8 @@ class Mul(Op):
 
 class Div(Op):
     """y = a / b;  da = dy / b,  db = -dy * a / b**2"""
+
+    promotes = True
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("div", a.shape, b.shape)
@@ -97,6 +105,8 @@ class PowScalar(Op):
 
 class Pow(Op):
     """y = a ** b;  da = dy * b * a ** (b - 1),  db = dy * y * log(a)"""
+
+    promotes = True
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("pow", a.shape, b.shape)
@@ -188,6 +198,8 @@ class Maximum(Op):
     """y = max(a, b);  da = dy where a > b, db = dy where b > a; ties split dy in half
     (as in PyTorch)"""
 
+    promotes = True
+
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("maximum", a.shape, b.shape)
         self.save_for_backward(a, b)
@@ -201,6 +213,8 @@ class Maximum(Op):
 
 class Minimum(Op):
     """y = min(a, b);  da = dy where a < b, db = dy where b < a; ties split dy in half"""
+
+    promotes = True
 
     def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("minimum", a.shape, b.shape)

@@ -265,6 +265,8 @@ class Atan2(Op):
     """y = atan2(a, b), the angle of the point (b, a);
     da = dy b / (a^2 + b^2),  db = -dy a / (a^2 + b^2)"""
 
+    promotes = True
+
     def forward(self, a: Any, b: Any) -> Any:
         broadcast_shape("atan2", a.shape, b.shape)
         self.save_for_backward(a, b)
