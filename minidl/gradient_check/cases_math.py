@@ -129,3 +129,31 @@ register(
 )
 register("prelu per channel", F.prelu, lambda r: [*_kinky(r), r.uniform(0.1, 0.5, 4)])
 register("glu", lambda a: F.glu(a, dim=1), normal((3, 4)))
+
+# padding modes and sliding blocks
+for _mode in ("reflect", "replicate", "circular"):
+    register(
+        f"pad {_mode}", lambda a, m=_mode: F.pad(a, (2, 1, 1, 3), mode=m), normal((2, 3, 4, 5))
+    )
+register(
+    "unfold padding stride dilation",
+    lambda a: F.unfold(a, (3, 2), dilation=(1, 2), padding=1, stride=2),
+    normal((2, 3, 5, 6)),
+)
+register("fold overlapping", lambda a: F.fold(a, (4, 5), 2), normal((2, 12, 12)))
+
+# normalization and regularisation (composed of checked ops)
+register(
+    "group_norm affine", lambda x, w, b: F.group_norm(x, 2, w, b), normal((3, 4, 5), (4,), (4,))
+)
+register(
+    "instance_norm affine",
+    lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+    normal((2, 3, 4, 2), (3,), (3,)),
+)
+register(
+    "local_response_norm",
+    lambda x: F.local_response_norm(x, 3, alpha=0.5, k=1.5),
+    normal((2, 5, 3)),
+)
+register("rms_norm", lambda x, w: F.rms_norm(x, (3, 4), w, eps=1e-3), normal((2, 3, 4), (3, 4)))

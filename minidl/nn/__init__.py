@@ -34,7 +34,7 @@ from minidl.nn.conv import (
     ConvTranspose2d,
     ConvTranspose3d,
 )
-from minidl.nn.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from minidl.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
 from minidl.nn.linear import Flatten, Identity, Linear, Unflatten
 from minidl.nn.loss import (
     BCELoss,
@@ -48,7 +48,18 @@ from minidl.nn.loss import (
     SmoothL1Loss,
 )
 from minidl.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
-from minidl.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm
+from minidl.nn.normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    LocalResponseNorm,
+    RMSNorm,
+)
 from minidl.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -86,6 +97,7 @@ __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
     "AdaptiveAvgPool3d",
+    "AlphaDropout",
     "AvgPool1d",
     "AvgPool2d",
     "AvgPool3d",
@@ -108,17 +120,22 @@ __all__ = [
     "Embedding",
     "Flatten",
     "GRUCell",
+    "GroupNorm",
     "Hardsigmoid",
     "Hardswish",
     "Hardtanh",
     "HuberLoss",
     "Identity",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
     "KLDivLoss",
     "L1Loss",
     "LSTMCell",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LocalResponseNorm",
     "LogSigmoid",
     "LogSoftmax",
     "MSELoss",
@@ -133,6 +150,7 @@ __all__ = [
     "NLLLoss",
     "PReLU",
     "Parameter",
+    "RMSNorm",
     "RNNBase",
     "RNNCell",
     "RNNCellBase",

@@ -11,12 +11,14 @@ from minidl.ops import activation, loss
 from minidl.ops import conv as _conv_ops
 from minidl.ops import dropout as _dropout
 from minidl.ops import embedding as _embedding
+from minidl.ops import im2col as _im2col
 from minidl.ops import linear as _linear
 from minidl.ops import normalization as _norm
 from minidl.ops import pool as _pool
 from minidl.ops import resample as _resample
-from minidl.ops.arguments import SPATIAL
-from minidl.tensor import Tensor, _constant
+from minidl.ops import unfold as _unfold
+from minidl.ops.arguments import SPATIAL, as_tuple
+from minidl.tensor import Tensor, _constant, no_grad
 from minidl.tensor_functions import where
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -83,17 +85,62 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 # --------------------------------------------------------------------- shape
-def pad(x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """PyTorch's order: ``pad = (left, right)`` for the last dim, then the one before..."""
+def pad(
+    x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float | None = None
+) -> Tensor:
+    """PyTorch's order: ``pad = (left, right)`` for the last dim, then the one before...
+
+    Modes: "constant" (``value``, default 0), "reflect" (mirror without repeating the edge:
+    pad < size), "replicate" (repeat the edge), "circular" (wrap around: pad <= size). The
+    last three pad the trailing 1-3 dims of a batched or unbatched input, as in PyTorch,
+    and gather the entries with an index, so their gradient adds up the copies."""
     from minidl.ops.shape import Pad
 
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r}; only 'constant' is implemented")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: {pad} must hold (before, after) pairs for at most {x.ndim} dims")
     pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
-    widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
-    return Pad(widths, value)(x)
+    if mode == "constant":
+        widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
+        return Pad(widths, 0.0 if value is None else value)(x)
+    if mode not in _PAD_INDEX:
+        raise ValueError(
+            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
+        )
+    if len(pairs) > 3 or x.ndim not in (len(pairs) + 1, len(pairs) + 2):
+        raise ValueError(
+            f"pad: mode {mode!r} pads the last 1-3 dims of a (N, C, *) or (C, *) input; got "
+            f"{len(pairs)} pairs for shape {x.shape}"
+        )
+    if value:
+        raise ValueError(f"pad: value is only for mode 'constant', got mode {mode!r}")
+    out = x
+    xp = backend.get_array_module(x.data)
+    for k, (lo, hi) in enumerate(pairs):
+        dim = x.ndim - 1 - k
+        index = _PAD_INDEX[mode](xp, x.shape[dim], lo, hi, mode)
+        out = out[(slice(None),) * dim + (Tensor(index),)]
+    return out
+
+
+def _reflect(xp: Any, n: int, lo: int, hi: int, mode: str) -> Any:
+    """Indices of a mirrored border: ... 2 1 | 0 1 ... n-1 | n-2 n-3 ..."""
+    if lo >= n or hi >= n:
+        raise ValueError(f"pad: reflect padding ({lo}, {hi}) must be smaller than the size {n}")
+    i = xp.arange(-lo, n + hi)
+    return xp.where(i < 0, -i, xp.where(i >= n, 2 * (n - 1) - i, i))
+
+
+def _replicate(xp: Any, n: int, lo: int, hi: int, mode: str) -> Any:
+    return xp.clip(xp.arange(-lo, n + hi), 0, n - 1)
+
+
+def _circular(xp: Any, n: int, lo: int, hi: int, mode: str) -> Any:
+    if lo > n or hi > n:
+        raise ValueError(f"pad: circular padding ({lo}, {hi}) must be at most the size {n}")
+    return xp.arange(-lo, n + hi) % n
+
+
+_PAD_INDEX = {"reflect": _reflect, "replicate": _replicate, "circular": _circular}
 
 
 # --------------------------------------------------------------------- layers
@@ -927,3 +974,169 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
         )
     a, b = input.chunk(2, dim)
     return a * sigmoid(b)
+
+
+# --------------------------------------------------------------------- sliding blocks
+def unfold(
+    input: Tensor, kernel_size: Ints, dilation: Ints = 1, padding: Ints = 0, stride: Ints = 1
+) -> Tensor:
+    """(N, C, H, W) -> (N, C * kH * kW, L): every sliding block as a column (im2col);
+    L = H_out * W_out, the number of blocks. Unbatched (C, H, W) gives (C * kH * kW, L)."""
+    x, unbatched = _batched("unfold", input, 2)
+    win = _blocks("unfold", x.shape[2:], kernel_size, dilation, padding, stride)
+    out = _unfold.Unfold(win)(x)
+    return out[0] if unbatched else out
+
+
+def fold(
+    input: Tensor,
+    output_size: Ints,
+    kernel_size: Ints,
+    dilation: Ints = 1,
+    padding: Ints = 0,
+    stride: Ints = 1,
+) -> Tensor:
+    """(N, C * kH * kW, L) -> (N, C, *output_size): the blocks summed back into place
+    (overlaps add), the adjoint of unfold. Unbatched (C * kH * kW, L) gives (C, *size)."""
+    x = input.unsqueeze(0) if input.ndim == 2 else input
+    if x.ndim != 3:
+        raise ValueError(f"fold: expected input (N, C * prod(kernel_size), L), got {input.shape}")
+    size = as_tuple(output_size, 2, "output_size", "fold")
+    win = _blocks("fold", size, kernel_size, dilation, padding, stride)
+    blocks = math.prod(win.kernel)
+    if x.shape[1] % blocks or x.shape[2] != math.prod(win.out):
+        raise ValueError(
+            f"fold: input of shape {input.shape} does not match kernel_size {win.kernel} "
+            f"(dim 1 a multiple of {blocks}) and output_size {size} ({math.prod(win.out)} "
+            "blocks in dim 2)"
+        )
+    out = _unfold.Fold(win, size)(x)
+    return out[0] if input.ndim == 2 else out
+
+
+def _blocks(op: str, size: tuple, kernel_size: Ints, dilation: Ints, padding: Ints, stride: Ints):
+    """The sliding blocks of ``op`` over a 2-D ``size``, as PyTorch's (padding symmetric)."""
+    k = as_tuple(kernel_size, 2, "kernel_size", op)
+    d = as_tuple(dilation, 2, "dilation", op)
+    p = as_tuple(padding, 2, "padding", op)
+    s = as_tuple(stride, 2, "stride", op)
+    return _im2col.windows(op, tuple(size), k, s, d, tuple((q, q) for q in p))
+
+
+# --------------------------------------------------------------------- more normalization
+def _channel_shape(input: Tensor) -> tuple[int, ...]:
+    """(1, C, 1, ..., 1): a per-channel vector broadcast over (N, C, *)."""
+    return (1, input.shape[1], *(1,) * (input.ndim - 2))
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Standardise each group of C / num_groups channels of every sample over its
+    channels and positions, then scale and shift per channel. input: (N, C, *)."""
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(
+            f"group_norm: expected input (N, C, *) with C divisible by num_groups "
+            f"{num_groups}, got shape {input.shape}"
+        )
+    n = input.shape[0]
+    grouped = input.reshape(n, num_groups, input.numel() // max(n * num_groups, 1))
+    out = layer_norm(grouped, grouped.shape[-1:], eps=eps).reshape(*input.shape)
+    if weight is not None:
+        out = out * weight.reshape(*_channel_shape(input))
+    if bias is not None:
+        out = out + bias.reshape(*_channel_shape(input))
+    return out
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Standardise every channel of every sample over its positions (input (N, C, *)).
+    With ``use_input_stats`` the running statistics, if given, move towards the batch
+    mean of the per-instance statistics (var unbiased), in place, as in PyTorch; without,
+    the running statistics normalise (evaluation with track_running_stats)."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input (N, C, *spatial), got {input.shape}")
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    n, c = input.shape[:2]
+    positions = input.numel() // max(n * c, 1)
+    rows = input.reshape(n, c, positions)
+    out = group_norm(input, c, weight, bias, eps) if c else input
+    if running_mean is not None and running_var is not None:
+        with no_grad():
+            mean = rows.mean(dim=2)
+            var = rows.var(dim=2, correction=1 if positions > 1 else 0)
+            running_mean.data *= 1 - momentum
+            running_mean.data += momentum * mean.mean(dim=0).data
+            running_var.data *= 1 - momentum
+            running_var.data += momentum * var.mean(dim=0).data
+    return out
+
+
+def local_response_norm(
+    input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> Tensor:
+    """b_c = a_c / (k + alpha / size * sum of a_c'^2 over the ``size`` channels around c)^beta
+    (AlexNet's normalisation across channels). input: (N, C, *)."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected input (N, C, *), got {input.shape}")
+    channels = input.shape[1]
+    squares = (input * input).unsqueeze(1)  # (N, 1, C, *): pad the channel dim only
+    zeros = (0, 0) * (input.ndim - 2) + (size // 2, (size - 1) // 2)
+    padded = pad(squares, zeros)[:, 0]
+    window = sum(padded[:, j : j + channels] for j in range(size))
+    return input / (window * (alpha / size) + k) ** beta
+
+
+def rms_norm(
+    input: Tensor,
+    normalized_shape: int | tuple[int, ...],
+    weight: Tensor | None = None,
+    eps: float | None = None,
+) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) over the trailing ``normalized_shape`` dims, times
+    weight; eps defaults to the dtype's machine epsilon, as in PyTorch."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(shape) :] != shape:
+        raise ValueError(
+            f"rms_norm: normalized_shape {shape} expects input (*, "
+            f"{', '.join(map(str, shape))}), got {input.shape}"
+        )
+    eps = float(backend.get_array_module(input.data).finfo(input.dtype).eps) if eps is None else eps
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ((input * input).mean(dim=dims, keepdim=True) + eps) ** -0.5
+    return out if weight is None else out * weight
+
+
+_ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: where SELU saturates
+
+
+def alpha_dropout(
+    input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False
+) -> Tensor:
+    """Dropout for SELU networks: dropped values are set to SELU's saturation value and
+    the result is affinely corrected so that mean and variance stay those of the input
+    (zero mean, unit variance). Off unless ``training`` (PyTorch's default too)."""
+    _check_p(p, "alpha_dropout")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0.0
+    keep = _dropout.dropout_mask(input.shape, p, input.dtype, input.device)  # 1 / (1 - p) or 0
+    kept = Tensor((keep != 0).astype(input.dtype))
+    a = ((1 - p) * (1 + p * _ALPHA_PRIME**2)) ** -0.5
+    b = -a * _ALPHA_PRIME * p
+    return (input * kept + (1 - kept) * _ALPHA_PRIME) * a + b

@@ -175,3 +175,179 @@ class LayerNorm(Module):
             f"{self.normalized_shape}, eps={self.eps}, "
             f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
         )
+
+
+class GroupNorm(Module):
+    """Group normalisation: the C channels in num_groups groups, each group of each sample
+    standardised over its channels and positions; then a per-channel weight (ones) and
+    bias (zeros) when ``affine``. x: (N, C, *) -> same shape."""
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: str | None = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                f"({num_groups})"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = (
+            num_groups, num_channels, eps, affine,
+        )  # fmt: skip
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        if affine:
+            self.weight = empty_parameter((num_channels,), device, dtype)
+            init.ones_(self.weight)
+            if bias:
+                self.bias = empty_parameter((num_channels,), device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim < 2 or input.shape[1] != self.num_channels:
+            raise ValueError(
+                f"GroupNorm: expected input (N, {self.num_channels}, *), got {input.shape}"
+            )
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class _InstanceNorm(Module):
+    """Instance normalisation: each channel of each sample standardised over its
+    positions. x: (N, C, *spatial) or unbatched (C, *spatial). affine=False and
+    track_running_stats=False by default, as in PyTorch; with track_running_stats the
+    running statistics are kept in training and used in evaluation."""
+
+    spatial = 1
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        device: str | None = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
+        if affine:
+            self.weight = empty_parameter((num_features,), device, dtype)
+            init.ones_(self.weight)
+            if bias:
+                self.bias = empty_parameter((num_features,), device, dtype)
+        if track_running_stats:
+            kw = {"dtype": resolve_dtype(dtype) or "float32", "device": device}
+            self.register_buffer("running_mean", zeros(num_features, **kw))
+            self.register_buffer("running_var", ones(num_features, **kw))
+            self.register_buffer("num_batches_tracked", tensor(0, dtype=int64, device=device))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        name, s = type(self).__name__, self.spatial
+        if input.ndim not in (s + 1, s + 2):
+            raise ValueError(f"{name}: expected {s + 1}D or {s + 2}D input, got {input.shape}")
+        unbatched = input.ndim == s + 1
+        x = input.unsqueeze(0) if unbatched else input
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{name}: expected {self.num_features} channels (dim 1), got input {input.shape}"
+            )
+        use_input_stats = self.training or not self.track_running_stats  # (no batch count:
+        # PyTorch's InstanceNorm keeps num_batches_tracked at 0)
+        out = F.instance_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            use_input_stats, self.momentum, self.eps,
+        )  # fmt: skip
+        return out[0] if unbatched else out
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or (C, L)."""
+
+    spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or (C, H, W)."""
+
+    spatial = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) or (C, D, H, W)."""
+
+    spatial = 3
+
+
+class LocalResponseNorm(Module):
+    """b_c = a_c / (k + alpha / size * sum of a^2 over ``size`` neighbouring channels)^beta.
+    x: (N, C, *) -> same shape."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class RMSNorm(Module):
+    """y = x / sqrt(mean(x^2) + eps) * weight over the trailing dims ``normalized_shape``
+    (no centring, no bias); weight starts at 1, eps None means the dtype's epsilon."""
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...] | list[int],
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device: str | None = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.register_parameter("weight", None)
+        if elementwise_affine:
+            self.weight = empty_parameter(self.normalized_shape, device, dtype)
+            init.ones_(self.weight)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )

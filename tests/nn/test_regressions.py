@@ -133,3 +133,57 @@ def test_layer_norm_accurate_on_large_nearly_constant_float32():
     y = nn.LayerNorm(5)(md.tensor(x)).numpy()
     np.testing.assert_allclose(y, _standardized(x, (2,)), atol=1e-5)
     assert np.abs(y[:, 0]).max() < 1e-6
+
+
+PROMOTION = {
+    "where(cond, float64, 0.0)": lambda m, c: m.where(c, m.tensor(np.ones(2)), 0.0),
+    "where(cond, 1.5, float64)": lambda m, c: m.where(c, 1.5, m.tensor(np.ones(2))),
+    "where(cond, int64, 0.5)": lambda m, c: m.where(c, m.tensor([1, 2]), 0.5),
+    "int64 + 1.5": lambda m, c: m.tensor([1, 2]) + 1.5,
+    "int64 * float32": lambda m, c: m.tensor([1, 2]) * m.tensor([1.0, 2.0]),
+    "float32 + 0-d float64": lambda m, c: m.tensor([1.0, 2.0]) + m.tensor(np.float64(2.0)),
+    "int64 + 0-d float64": lambda m, c: m.tensor([1, 2]) + m.tensor(np.float64(2.0)),
+    "int32 + 0-d int64": lambda m, c: m.tensor([1, 2], dtype=m.int32) + m.tensor(5),
+    "uint8 + int8": lambda m, c: m.tensor([1], dtype=m.uint8) + m.tensor([1], dtype=m.int8),
+    "bool + 1": lambda m, c: m.tensor([True]) + 1,
+    "float16 + int64": lambda m, c: m.tensor([1.0], dtype=m.float16) + m.tensor([1]),
+    "maximum(int64, float32)": lambda m, c: m.maximum(m.tensor([1, 2]), m.tensor([1.5, 0.5])),
+    "int64 ** 0.5": lambda m, c: m.tensor([2, 3]) ** 0.5,
+    "atan2(float64, float32)": lambda m, c: m.atan2(m.tensor(np.ones(1)), m.tensor([1.0])),
+}
+
+
+@pytest.mark.parametrize("name", list(PROMOTION))
+def test_type_promotion_follows_pytorch(name):
+    """where(cond, x64, 0.0) was float32 (the bool condition was the dtype reference);
+    every multi-operand op now follows torch.result_type."""
+    torch = pytest.importorskip("torch")
+    fn = PROMOTION[name]
+    ours, theirs = fn(md, md.tensor([True, False])), fn(torch, torch.tensor([True, False]))
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), name
+    np.testing.assert_allclose(ours.numpy().astype(float), theirs.numpy().astype(float))
+
+
+def test_result_type_without_torch():
+    assert md.result_type(md.tensor(np.ones(2)), 0.0) == md.float64
+    assert md.result_type(md.tensor([1, 2]), 1.5) == md.float32
+    assert md.result_type(md.tensor([1.0]), md.tensor(np.float64(1))) == md.float32
+    x = md.tensor(np.ones(2), requires_grad=True)
+    y = md.where(md.tensor([True, False]), x, 0.0)
+    assert y.dtype == md.float64
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_min_sort_topk_return_named_values_and_indices(op):
+    x = md.tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
+    out = getattr(x, op)(dim=1)
+    values, indices = out  # still a tuple
+    assert out.values is values and out.indices is indices
+    expected = [5.0, 6.0] if op == "max" else [1.0, 2.0]
+    np.testing.assert_array_equal(out.values.numpy(), expected)
+    assert type(out).__name__ == op
+    s, t = x.sort(dim=1), x.topk(2)
+    np.testing.assert_array_equal(s.indices.numpy(), [[0, 2, 1], [1, 0, 2]])
+    np.testing.assert_array_equal(t.values.numpy(), [[5.0, 3.0], [6.0, 4.0]])

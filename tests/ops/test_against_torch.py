@@ -150,6 +150,21 @@ CASES = {
         ),
         X,
     ),
+    "pad reflect replicate circular": (
+        lambda f, x, m: (
+            f.pad(x[None], (2, 3), mode="reflect").sum()
+            + f.pad(x[None, None], (1, 2, 3, 1), mode="replicate").sum()
+            + (f.pad(x[None], (4, 5), mode="circular") ** 2).sum()
+        ),
+        X,
+    ),
+    "unfold fold": (
+        lambda f, x, m: (
+            f.unfold(x.reshape(1, 2, 3, 5), (2, 3), padding=1, stride=(1, 2)).sum(1)
+            + f.fold(x.reshape(1, 5, 6)[:, :4], (3, 4), 2).sum()
+        ),
+        X,
+    ),
     "clamp tensor bounds": (lambda f, x, m: m.clamp(x, m.tensor(Y - 0.9), m.tensor(Y)), X),
 }
 

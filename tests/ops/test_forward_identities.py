@@ -169,3 +169,33 @@ def test_index_errors_name_the_op():
         md.einsum("ij->i", x.reshape(2, 3, 1))
     with pytest.raises(ValueError, match=r"bmm: expected \(B, n, m\)"):
         md.bmm(x, x)
+
+
+@given(shape=shapes(4, 4, min_side=2), seed=seeds)
+def test_fold_is_the_adjoint_of_unfold(shape, seed):
+    """<unfold(x), y> = <x, fold(y)>, and fold(unfold(1)) counts the blocks over each pixel."""
+    rng = np.random.default_rng(seed)
+    x = md.tensor(rng.standard_normal(shape), dtype=md.float64)
+    cols = F.unfold(x, 2, padding=1, stride=(1, 2))
+    y = md.tensor(rng.standard_normal(cols.shape), dtype=md.float64)
+    back = F.fold(y, shape[2:], 2, padding=1, stride=(1, 2))
+    np.testing.assert_allclose((cols * y).sum().item(), (x * back).sum().item(), rtol=1e-10)
+    counts = F.fold(F.unfold(md.ones(*shape), 2), shape[2:], 2).numpy()
+    assert counts.min() >= 1 and counts.max() <= 4
+
+
+def test_pad_modes_on_a_row():
+    x = md.tensor([[[0.0, 1.0, 2.0, 3.0]]])
+    np.testing.assert_array_equal(
+        F.pad(x, (2, 1), mode="reflect").numpy()[0, 0], [2, 1, 0, 1, 2, 3, 2]
+    )
+    np.testing.assert_array_equal(
+        F.pad(x, (2, 1), mode="replicate").numpy()[0, 0], [0, 0, 0, 1, 2, 3, 3]
+    )
+    np.testing.assert_array_equal(
+        F.pad(x, (2, 1), mode="circular").numpy()[0, 0], [2, 3, 0, 1, 2, 3, 0]
+    )
+    with pytest.raises(
+        ValueError, match=r"reflect padding \(4, 0\) must be smaller than the size 4"
+    ):
+        F.pad(x, (4, 0), mode="reflect")

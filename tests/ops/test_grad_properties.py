@@ -292,3 +292,17 @@ def test_repeat_tile_triangles(shape, data, seed):
     check_op(lambda t: md.tile(t, reps[:-2]), [x], seed=seed)
     check_op(lambda t: md.tril(t, k) + md.triu(t, k + 1) * 2, [x], seed=seed)
     check_op(lambda t: md.diag(t[(0,) * (t.ndim - 2)], k), [x], seed=seed)
+
+
+@given(shape=shapes(3, 4, min_side=2), data=st.data(), seed=seeds)
+def test_pad_modes_and_sliding_blocks(shape, data, seed):
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape)
+    mode = data.draw(st.sampled_from(["reflect", "replicate", "circular"]))
+    widths = tuple(data.draw(st.integers(0, 1)) for _ in range(2 * (len(shape) - 2)))
+    check_op(lambda t: F.pad(t, widths, mode=mode), [x], seed=seed)
+    if len(shape) == 4:
+        k = data.draw(st.integers(1, 2))
+        check_op(lambda t: F.unfold(t, k, padding=1), [x], seed=seed)
+        blocks = normal(rng, (shape[0], shape[1] * k * k, shape[2] * shape[3]))  # L = H * W
+        check_op(lambda b: F.fold(b, (shape[2] + k - 1, shape[3] + k - 1), k), [blocks], seed=seed)
