@@ -19,7 +19,7 @@ import numpy as np
 from minidl import backend
 from minidl import tensor as engine
 from minidl.dtypes import float32, float64, resolve_dtype  # noqa: F401  (NumPy's names)
-from minidl.ops import activation, arithmetic, reduce, shape
+from minidl.ops import activation, arithmetic, elementwise, reduce, shape
 from minidl.tensor import Tensor
 from minidl.tensor_functions import cat, stack, tensor, where  # noqa: F401  (re-exported)
 
@@ -110,6 +110,22 @@ def astype(x: Tensor, dtype: Any) -> Tensor:
 
 def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return reduce.Sum(axis, keepdims)(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    return elementwise.Sin()(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    return elementwise.Cos()(x)
+
+
+def sinh(x: Tensor) -> Tensor:
+    return elementwise.Sinh()(x)
+
+
+def cosh(x: Tensor) -> Tensor:
+    return elementwise.Cosh()(x)
 
 
 engine.TENSOR_XP = sys.modules[__name__]  # the engine imports no op: it is told

@@ -242,8 +242,7 @@ class Hardswish(Op):
 
     def backward(self, dy: Any) -> Any:
         (x,) = self.saved
-        slope = self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
-        return dy * slope.astype(dy.dtype)
+        return dy * self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
 
 
 def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:

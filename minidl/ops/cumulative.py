@@ -11,7 +11,7 @@ from typing import Any
 
 from minidl.ops.broadcasting import normalize_axis
 from minidl.ops.reduce import Reduction
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def _exclusive_cumprod(xp: Any, x: Any, axis: int, reverse: bool = False) -> Any:
@@ -32,7 +32,9 @@ class Prod(Reduction):
         if axes is not None and len(axes) > 1:
             raise ValueError(f"prod: one dim or all of them, got {self.axis}")
         self.save_for_backward(x)
-        return x.prod(axis=axes, keepdims=self.keepdims)
+        y = x.prod(axis=axes, keepdims=self.keepdims)
+        self.shape_out = y.shape
+        return y
 
     def backward(self, dy: Any) -> Any:
         (x,) = self.saved
@@ -41,6 +43,13 @@ class Prod(Reduction):
         xp = self.xp
         others = _exclusive_cumprod(xp, flat, axis) * _exclusive_cumprod(xp, flat, axis, True)
         return self.spread(dy) * others.reshape(self.shape)
+
+    def reference(self, x: Tensor) -> Tensor:
+        """The product as a chain of multiplications (for create_graph)."""
+        flat = x.reshape(-1) if self.axes is None else x
+        axis = 0 if self.axes is None else self.axes[0]
+        y = _running(flat, axis)[-1]
+        return y.reshape(*self.shape_out) if self.axes is None else _keep(y, axis, self.keepdims)
 
 
 class Cumsum(Op):
@@ -54,8 +63,10 @@ class Cumsum(Op):
         return self.xp.cumsum(x, axis=self.axis)
 
     def backward(self, dy: Any) -> Any:
-        flip = self.xp.flip
-        return flip(self.xp.cumsum(flip(dy, self.axis), axis=self.axis), self.axis)
+        reverse = (slice(None),) * self.axis + (slice(None, None, -1),)
+        if isinstance(dy, Tensor):  # create_graph: the adjoint is a cumsum, an op too
+            return Cumsum(self.axis)(dy[reverse])[reverse]
+        return self.xp.cumsum(dy[reverse], axis=self.axis)[reverse]
 
 
 class Cumprod(Op):
@@ -81,3 +92,22 @@ class Cumprod(Op):
             r[k] = dys[k] + xs[k + 1] * r[k + 1]
         before = xp.moveaxis(_exclusive_cumprod(xp, x, self.axis), self.axis, 0)
         return xp.moveaxis(before * r, 0, self.axis)
+
+    def reference(self, x: Tensor) -> Tensor:
+        """y_i = y_{i-1} * x_i, step by step (for create_graph)."""
+        from minidl.tensor_functions import stack
+
+        return stack(_running(x, self.axis), dim=self.axis)
+
+
+def _running(x: Tensor, axis: int) -> list[Tensor]:
+    """The running products along ``axis`` as a list of slices, one Mul each."""
+    steps = [x[(slice(None),) * axis + (i,)] for i in range(x.shape[axis])]
+    out = [steps[0]]
+    for step in steps[1:]:
+        out.append(out[-1] * step)
+    return out
+
+
+def _keep(y: Tensor, axis: int, keepdims: bool) -> Tensor:
+    return y.unsqueeze(axis) if keepdims else y

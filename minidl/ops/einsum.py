@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def parse_equation(equation: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
@@ -92,7 +92,11 @@ class Einsum(Op):
             present = set(self.out).union(*others)
             target = "".join(c for c in self.subs[i] if c in present)
             spec = ",".join([self.out, *others]) + "->" + target
-            g = self.xp.einsum(spec, dy, *(a for j, a in enumerate(xs) if j != i))
+            operands = (dy, *(a for j, a in enumerate(xs) if j != i))
+            if isinstance(dy, Tensor):  # create_graph: the gradient is an einsum, an op too
+                g = Einsum(spec)(*operands)
+            else:
+                g = self.xp.einsum(spec, *operands)
             grads.append(self._to_operand(g, target, self.subs[i], x.shape))
         return tuple(grads)
 
@@ -103,4 +107,4 @@ class Einsum(Op):
         for axis, n in enumerate(shape):
             if n == 1 and expanded.shape[axis] != 1:
                 expanded = expanded.sum(axis=axis, keepdims=True)
-        return self.xp.broadcast_to(expanded, shape).copy()
+        return self.xp.ascontiguousarray(self.xp.broadcast_to(expanded, shape))

@@ -11,7 +11,8 @@ from typing import Any
 
 from minidl import backend
 from minidl.ops.broadcasting import normalize_axis
-from minidl.tensor import Op
+from minidl.ops.shape import Pad
+from minidl.tensor import Op, Tensor
 
 
 def along_axis(xp: Any, index: Any, axis: int) -> tuple[Any, ...]:
@@ -61,12 +62,14 @@ class Gather(Op):
     def forward(self, x: Any, index: Any) -> Any:
         (self.axis,) = normalize_axis("gather", self.axis, x.ndim)
         check_index("gather", x.shape, index, self.axis, None)
-        self.shape = x.shape
+        self.shape, self.index = x.shape, index
         self.where = along_axis(self.xp, index, self.axis)
         return x[self.where]
 
     def backward(self, dy: Any) -> tuple:
         dx = self.xp.zeros(self.shape, dtype=dy.dtype)
+        if isinstance(dy, Tensor):  # create_graph: the adjoint is scatter_add, an op too
+            return ScatterAdd(self.axis)(dx, Tensor(self.index), dy), None
         backend.scatter_add(dx, self.where, dy)
         return dx, None
 
@@ -90,12 +93,12 @@ class Scatter(Op):
         self.where, self.src_shape = along_axis(self.xp, index, self.axis), src.shape
         y = x.copy()
         y[self.where] = _src_part(src, index)
+        self.kept = self.xp.ones(x.shape, dtype=x.dtype)  # 0 where src overwrote x
+        self.kept[self.where] = 0
         return y
 
     def backward(self, dy: Any) -> tuple:
-        dx = dy.copy()
-        dx[self.where] = 0
-        return dx, None, _spread_to_src(self.xp, dy[self.where], self.src_shape)
+        return dy * self.kept, None, _spread_to_src(dy[self.where], self.src_shape)
 
 
 class ScatterAdd(Op):
@@ -114,13 +117,15 @@ class ScatterAdd(Op):
         return y
 
     def backward(self, dy: Any) -> tuple:
-        return dy.copy(), None, _spread_to_src(self.xp, dy[self.where], self.src_shape)
+        return dy, None, _spread_to_src(dy[self.where], self.src_shape)
 
 
-def _spread_to_src(xp: Any, picked: Any, src_shape: tuple[int, ...]) -> Any:
-    """The gradient of src: ``picked`` (the index's shape) in the corner, 0 elsewhere."""
+def _spread_to_src(picked: Any, src_shape: tuple[int, ...]) -> Any:
+    """The gradient of src: ``picked`` (the index's shape) in the corner, 0 elsewhere
+    (zero padding after: an array, or a Pad op under create_graph)."""
     if tuple(picked.shape) == tuple(src_shape):
         return picked
-    dsrc = xp.zeros(src_shape, dtype=picked.dtype)
-    dsrc[tuple(slice(0, n) for n in picked.shape)] = picked
-    return dsrc
+    widths = [(0, s - n) for n, s in zip(picked.shape, src_shape)]
+    if isinstance(picked, Tensor):
+        return Pad(widths)(picked)
+    return backend.get_array_module(picked).pad(picked, widths)

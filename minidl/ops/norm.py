@@ -21,28 +21,16 @@ class Norm(Reduction):
         self.ord = ord
 
     def forward(self, x: Any) -> Any:
-        axes, p, xp = self.setup(x), self.ord, self.xp
-        a = xp.abs(x)
-        if p == math.inf:
-            y = a.max(axis=axes, keepdims=True)
-        elif p == -math.inf:
-            y = a.min(axis=axes, keepdims=True)
-        elif p == 0:
-            y = (a != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
-        elif p == 1:
-            y = a.sum(axis=axes, keepdims=True)
-        elif p == 2:
-            y = xp.sqrt((x * x).sum(axis=axes, keepdims=True))
-        else:
-            y = (a**p).sum(axis=axes, keepdims=True) ** (1 / p)
-        self.save_for_backward(x, y)
-        return self.finish(y)
+        self.setup(x)
+        self.save_for_backward(x)
+        return self.finish(_norm(self.xp, x, self.ord, self.axes))
 
     def backward(self, dy: Any) -> Any:
-        x, y = self.saved
+        (x,) = self.saved
         p, xp, g = self.ord, self.xp, self.spread(dy)
         if p == 0:
             return xp.zeros_like(x)
+        y = _norm(xp, x, p, self.axes)  # recomputed from x: differentiable under create_graph
         if abs(p) == math.inf:
             hit = xp.abs(x) == y
             return g * xp.sign(x) * hit / hit.sum(axis=self.axes, keepdims=True)
@@ -54,3 +42,19 @@ class Norm(Reduction):
         magnitude = xp.where(x == 0, 1, xp.abs(x))  # sign(0) = 0 zeroes these anyway
         scale = xp.sign(x) * magnitude ** (p - 1) / safe ** (p - 1)
         return xp.where(y == 0, 0, g * scale)
+
+
+def _norm(xp: Any, x: Any, p: float, axes: Any) -> Any:
+    """||x||_p over ``axes`` (kept as size 1), with array or Tensor operations alike."""
+    a = xp.abs(x)
+    if p == math.inf:
+        return a.max(axis=axes, keepdims=True)
+    if p == -math.inf:
+        return a.min(axis=axes, keepdims=True)
+    if p == 0:
+        return (a != 0).sum(axis=axes, keepdims=True).astype(x.dtype)
+    if p == 1:
+        return a.sum(axis=axes, keepdims=True)
+    if p == 2:
+        return xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+    return (a**p).sum(axis=axes, keepdims=True) ** (1 / p)

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from minidl.ops.im2col import Windows, batch_first, batch_last, col2im, im2col
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 def _to_columns(cols: Any, n: int) -> Any:
@@ -39,6 +39,8 @@ class Unfold(Op):
         return _to_columns(im2col(self.xp, x, self.win), x.shape[0])
 
     def backward(self, dy: Any) -> Any:
+        if isinstance(dy, Tensor):  # create_graph: the adjoint is fold, an op too
+            return Fold(self.win, self.size)(dy)
         return col2im(self.xp, _from_columns(dy, self.channels, self.win), self.win, self.size)
 
 
@@ -54,4 +56,6 @@ class Fold(Op):
         return col2im(self.xp, _from_columns(x, self.channels, self.win), self.win, self.size)
 
     def backward(self, dy: Any) -> Any:
+        if isinstance(dy, Tensor):  # create_graph: the adjoint is unfold, an op too
+            return Unfold(self.win)(dy)
         return _to_columns(im2col(self.xp, dy, self.win), dy.shape[0])
