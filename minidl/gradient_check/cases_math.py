@@ -157,3 +157,31 @@ register(
     normal((2, 5, 3)),
 )
 register("rms_norm", lambda x, w: F.rms_norm(x, (3, 4), w, eps=1e-3), normal((2, 3, 4), (3, 4)))
+
+# pooling and resampling (composed of checked ops)
+register("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (3, 2)), distinct((2, 2, 7, 5)))
+register("adaptive_max_pool3d", lambda x: F.adaptive_max_pool3d(x, 2), distinct((1, 2, 3, 4, 5)))
+register("lp_pool2d", lambda x: F.lp_pool2d(x, 3.0, 2), positive((2, 2, 4, 5)))
+register(
+    "max_unpool2d",
+    lambda x, i: F.max_unpool2d(x, i, 2),
+    lambda r: [
+        r.standard_normal((2, 2, 3, 2)),
+        np.tile(np.array([[[[0, 3], [9, 10], [12, 23]]]]), (2, 2, 1, 1)),
+    ],
+)
+register(
+    "pixel_shuffle unshuffle",
+    lambda x: F.pixel_unshuffle(F.pixel_shuffle(x, 2) * 2, 1),
+    normal((2, 8, 2, 3)),
+)
+register(
+    "interpolate bicubic",
+    lambda x: F.interpolate(x, size=(5, 3), mode="bicubic"),
+    normal((1, 2, 3, 4)),
+)
+register(
+    "interpolate bicubic align_corners",
+    lambda x: F.interpolate(x, scale_factor=1.5, mode="bicubic", align_corners=True),
+    normal((1, 1, 3, 3)),
+)

@@ -19,7 +19,7 @@ from minidl.ops import resample as _resample
 from minidl.ops import unfold as _unfold
 from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.tensor import Tensor, _constant, no_grad
-from minidl.tensor_functions import where
+from minidl.tensor_functions import cat, where
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -1140,3 +1140,178 @@ def alpha_dropout(
     a = ((1 - p) * (1 + p * _ALPHA_PRIME**2)) ** -0.5
     b = -a * _ALPHA_PRIME * p
     return (input * kept + (1 - kept) * _ALPHA_PRIME) * a + b
+
+
+# --------------------------------------------------------------------- more pooling
+def _adaptive_max_pool(dims: int, input: Tensor, output_size: Any, return_indices: bool) -> Any:
+    """Bin i on each spatial axis is [floor(i S / O), ceil((i + 1) S / O)); the maximum of a
+    box is taken one axis at a time (max is separable), each with ``max(dim)`` (gradient
+    to the first maximum, as PyTorch). The indices are flat over the input's spatial
+    dims, as max_pool's."""
+    op = f"adaptive_max_pool{dims}d"
+    x, unbatched = _batched(op, input, dims)
+    out = _resample.adaptive_output_size(op, output_size, x.shape[2:])
+    xp = backend.get_array_module(x.data)
+    coords = [
+        xp.broadcast_to(xp.arange(n).reshape((n,) + (1,) * (dims - 1 - k)), x.shape)
+        for k, n in enumerate(x.shape[2:])
+    ]  # coords[k][p] = the input position along spatial axis k of the value now at p
+    for k, o in enumerate(out):
+        axis, n = 2 + k, x.shape[2 + k]
+        values, places = [], []
+        for i in range(o):
+            box = (slice(None),) * axis + (slice(i * n // o, -(-(i + 1) * n // o)),)
+            best = x[box].max(dim=axis, keepdim=True)
+            values.append(best.values)
+            places.append([xp.take_along_axis(c[box], best.indices.data, axis) for c in coords])
+        x = cat(values, axis)
+        coords = [xp.concatenate([p[j] for p in places], axis=axis) for j in range(dims)]
+    y = x[0] if unbatched else x
+    if not return_indices:
+        return y
+    flat = coords[0]
+    for k in range(1, dims):
+        flat = flat * input.shape[input.ndim - dims + k] + coords[k]
+    indices = Tensor(flat.astype("int64"))
+    return y, (indices[0] if unbatched else indices)
+
+
+def adaptive_max_pool1d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """(N, C, L) -> (N, C, output_size), the maximum of each adaptive bin."""
+    return _adaptive_max_pool(1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """(N, C, H, W) -> (N, C, *output_size); None keeps a dim's size."""
+    return _adaptive_max_pool(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """(N, C, D, H, W) -> (N, C, *output_size); None keeps a dim's size."""
+    return _adaptive_max_pool(3, input, output_size, return_indices)
+
+
+def _lp_pool(
+    dims: int, input: Tensor, norm_type: float, kernel_size: Ints, stride: Any, ceil_mode: bool
+) -> Tensor:
+    """(sum over each window of x^p)^(1/p), computed as PyTorch's: the average of x^p
+    times the window size, clamped at 0 (sign(s) relu(|s|)) before the 1/p power."""
+    k = as_tuple(kernel_size, dims, "kernel_size", f"lp_pool{dims}d")
+    pool = avg_pool1d if dims == 1 else avg_pool2d
+    s = pool(input**norm_type, k, stride, 0, ceil_mode)
+    s = s.sign() * relu(s.abs()) * math.prod(k)
+    return s ** (1.0 / norm_type)
+
+
+def lp_pool1d(
+    input: Tensor, norm_type: float, kernel_size: int, stride: Any = None, ceil_mode: bool = False
+) -> Tensor:
+    """(N, C, L) -> (N, C, L_out): the p-norm of each window (p = norm_type)."""
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(
+    input: Tensor, norm_type: float, kernel_size: Ints, stride: Any = None, ceil_mode: bool = False
+) -> Tensor:
+    """(N, C, H, W) -> (N, C, H_out, W_out): the p-norm of each window."""
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def _max_unpool(
+    dims: int,
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Ints,
+    stride: Any,
+    padding: Ints,
+    output_size: Any,
+) -> Tensor:
+    """Each value put back at the flat spatial index max_pool gave it, zeros elsewhere
+    (a scatter: the gradient gathers from those places)."""
+    op = f"max_unpool{dims}d"
+    x, unbatched = _batched(op, input, dims)
+    idx = indices.unsqueeze(0) if unbatched else indices
+    if idx.shape != x.shape:
+        raise ValueError(f"{op}: indices of shape {indices.shape} for input {input.shape}")
+    k = as_tuple(kernel_size, dims, "kernel_size", op)
+    s = k if stride is None else as_tuple(stride, dims, "stride", op)
+    p = as_tuple(padding, dims, "padding", op)
+    if output_size is None:
+        size = tuple((n - 1) * st - 2 * pd + kk for n, st, pd, kk in zip(x.shape[2:], s, p, k))
+    else:
+        size = tuple(output_size)[-dims:]
+    n, c = x.shape[:2]
+    xp = backend.get_array_module(x.data)
+    flat = Tensor(xp.zeros((n, c, math.prod(size)), dtype=x.dtype))
+    from minidl.tensor_functions import scatter
+
+    y = scatter(flat, 2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape(n, c, *size)
+    return y[0] if unbatched else y
+
+
+def max_unpool1d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Ints,
+    stride: Any = None,
+    padding: Ints = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of max_pool1d: (N, C, L_in) -> (N, C, L_out)."""
+    return _max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Ints,
+    stride: Any = None,
+    padding: Ints = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of max_pool2d (with return_indices=True): (N, C, H, W) ->
+    (N, C, H_out, W_out), H_out = (H - 1) stride - 2 padding + kernel unless given."""
+    return _max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: Ints,
+    stride: Any = None,
+    padding: Ints = 0,
+    output_size: Any = None,
+) -> Tensor:
+    """The partial inverse of max_pool3d: (N, C, D, H, W) -> (N, C, D_out, H_out, W_out)."""
+    return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r): each group of r^2 channels becomes an r x r
+    block of pixels (sub-pixel convolution)."""
+    r = upscale_factor
+    *lead, c, h, w = input.shape
+    if input.ndim < 3 or c % (r * r):
+        raise ValueError(
+            f"pixel_shuffle: expected (*, C * {r * r}, H, W) (channels divisible by "
+            f"upscale_factor^2), got {input.shape}"
+        )
+    m = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(m), m, m + 3, m + 1, m + 4, m + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W): the inverse of pixel_shuffle."""
+    r = downscale_factor
+    *lead, c, h, w = input.shape
+    if input.ndim < 3 or h % r or w % r:
+        raise ValueError(
+            f"pixel_unshuffle: expected (*, C, H, W) with H and W divisible by "
+            f"downscale_factor {r}, got {input.shape}"
+        )
+    m = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(m), m, m + 2, m + 4, m + 1, m + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)

@@ -282,3 +282,138 @@ class UpsamplingBilinear2d(Upsample):
         self, size: int | tuple[int, int] | None = None, scale_factor: float | None = None
     ) -> None:
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
+
+
+class _AdaptiveMaxPoolNd(Module):
+    """Max pooling to a fixed output size: along each axis, output i is the maximum of
+    x[floor(i S / O) : ceil((i + 1) S / O)]. x: (N, C, *S) -> (N, C, *O), and the flat
+    spatial indices of the maxima with ``return_indices``."""
+
+    dims: int
+
+    def __init__(
+        self, output_size: int | tuple[int | None, ...] | None, return_indices: bool = False
+    ) -> None:
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input: Tensor) -> Any:
+        fn = (F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d)[self.dims - 1]
+        return fn(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    __doc__ = _AdaptiveMaxPoolNd.__doc__
+    dims = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    __doc__ = _AdaptiveMaxPoolNd.__doc__
+    dims = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    __doc__ = _AdaptiveMaxPoolNd.__doc__
+    dims = 3
+
+
+class _LPPoolNd(Module):
+    """Power-average pooling: each window gives (sum of x^p)^(1/p), p = norm_type (p = 1:
+    sum pooling; large p approaches max pooling)."""
+
+    dims: int
+
+    def __init__(
+        self, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
+    ) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size = norm_type, kernel_size
+        self.stride, self.ceil_mode = stride, ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        fn = F.lp_pool1d if self.dims == 1 else F.lp_pool2d
+        return fn(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (
+            f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class LPPool1d(_LPPoolNd):
+    __doc__ = _LPPoolNd.__doc__
+    dims = 1
+
+
+class LPPool2d(_LPPoolNd):
+    __doc__ = _LPPoolNd.__doc__
+    dims = 2
+
+
+class _MaxUnpoolNd(Module):
+    """The partial inverse of MaxPool: each value back at the index the pool gave it,
+    zeros elsewhere. forward(input, indices, output_size=None)."""
+
+    dims: int
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        d = self.dims
+        name = type(self).__name__
+        self.kernel_size = as_tuple(kernel_size, d, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else as_tuple(stride, d, "stride", name)
+        self.padding = as_tuple(padding, d, "padding", name)
+
+    def forward(self, input: Tensor, indices: Tensor, output_size: Any = None) -> Tensor:
+        fn = (F.max_unpool1d, F.max_unpool2d, F.max_unpool3d)[self.dims - 1]
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    __doc__ = _MaxUnpoolNd.__doc__
+    dims = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    __doc__ = _MaxUnpoolNd.__doc__
+    dims = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    __doc__ = _MaxUnpoolNd.__doc__
+    dims = 3
+
+
+class PixelShuffle(Module):
+    """(*, C r^2, H, W) -> (*, C, H r, W r), r = upscale_factor (sub-pixel convolution)."""
+
+    def __init__(self, upscale_factor: int) -> None:
+        super().__init__()
+        self.upscale_factor = upscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_shuffle(input, self.upscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    """(*, C, H r, W r) -> (*, C r^2, H, W), r = downscale_factor."""
+
+    def __init__(self, downscale_factor: int) -> None:
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"downscale_factor={self.downscale_factor}"

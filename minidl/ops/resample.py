@@ -167,6 +167,38 @@ def linear_map(
     return a
 
 
+_CUBIC_A = -0.75  # PyTorch's (and Keys's) bicubic convolution constant
+
+
+def cubic_map(
+    size: int, out: int, align_corners: bool, scale: float | None, dtype: Any
+) -> np.ndarray:
+    """(out, size) matrix of bicubic weights, as PyTorch's: source index as in
+    ``linear_map`` but not clamped at 0; output i = sum_k w_k(t) x[i0 - 1 + k], k = 0..3,
+    i0 = floor(src), t = src - i0, Keys's cubic with A = -0.75, indices clamped to the
+    border (so border samples repeat the edge)."""
+    if out == size:
+        return np.eye(size)
+    dtype = np.dtype(dtype)
+    i = np.arange(out).astype(dtype)
+    if align_corners:
+        step = dtype.type(size - 1) / dtype.type(out - 1) if out > 1 else dtype.type(0)
+        src = step * i
+    else:
+        src = _inverse_scale(size, out, scale, dtype) * (i + dtype.type(0.5)) - dtype.type(0.5)
+    low = np.floor(src).astype(np.int64)
+    t = (src - low).astype(float64)
+    a = _CUBIC_A
+    near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # noqa: E731  |d| <= 1
+    far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # noqa: E731  1 < |d| < 2
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    m = np.zeros((out, size))
+    rows = np.arange(out)
+    for k, w in enumerate(weights):
+        np.add.at(m, (rows, np.clip(low - 1 + k, 0, size - 1)), w)
+    return m
+
+
 def adaptive_output_size(
     op: str, output_size: int | tuple[int | None, ...] | None, size: tuple[int, ...]
 ) -> tuple[int, ...]:
@@ -182,7 +214,7 @@ def adaptive_output_size(
 
 
 _MODE_DIMS = {"nearest": None, "nearest-exact": None, "area": None}
-_MODE_DIMS.update(linear=1, bilinear=2, trilinear=3)
+_MODE_DIMS.update(linear=1, bilinear=2, bicubic=2, trilinear=3)
 
 
 def adaptive_resample(
@@ -210,8 +242,8 @@ def interpolation(
     to ``size`` or ``floor(S * scale_factor)``.
 
     Modes 'nearest', 'nearest-exact', 'area' (adaptive average pooling) in 1 to 3 dims,
-    'linear' (3-d input), 'bilinear' (4-d), 'trilinear' (5-d), with PyTorch's source
-    index formulas (``nearest_map``, ``linear_map``)."""
+    'linear' (3-d input), 'bilinear' and 'bicubic' (4-d), 'trilinear' (5-d), with
+    PyTorch's source index formulas (``nearest_map``, ``linear_map``, ``cubic_map``)."""
     if mode not in _MODE_DIMS:
         raise ValueError(f"interpolate: mode must be one of {sorted(_MODE_DIMS)}, got {mode!r}")
     if len(shape) not in (3, 4, 5):
@@ -226,7 +258,7 @@ def interpolation(
     if _MODE_DIMS[mode] is None and align_corners is not None:
         raise ValueError(
             "interpolate: align_corners can only be set with the interpolating modes "
-            "linear, bilinear and trilinear"
+            "linear, bilinear, bicubic and trilinear"
         )
     in_size = shape[2:]
     out, scales = _output_size(dims, in_size, size, scale_factor, recompute_scale_factor)
@@ -240,7 +272,8 @@ def interpolation(
             return NearestRepeat(factors)
     else:
         corners = bool(align_corners)
-        maps = [linear_map(s, o, corners, sc, dtype) for s, o, sc in zip(in_size, out, scales)]
+        make = cubic_map if mode == "bicubic" else linear_map
+        maps = [make(s, o, corners, sc, dtype) for s, o, sc in zip(in_size, out, scales)]
     return Resample(maps, f"interpolate ({mode})")
 
 
