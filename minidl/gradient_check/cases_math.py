@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 import minidl as md
+from minidl import nn as _nn
 from minidl.gradient_check.registry import distinct, normal, positive, register, with_ints
 from minidl.nn import functional as F
+from minidl.nn.utils import rnn as rnn_utils
 
 
 def _inside(low: float, high: float, *shapes: tuple[int, ...]):
@@ -185,3 +187,21 @@ register(
     lambda x: F.interpolate(x, scale_factor=1.5, mode="bicubic", align_corners=True),
     normal((1, 1, 3, 3)),
 )
+
+# recurrent: projections and packed sequences (compositions of checked ops)
+_lstm_proj = _nn.LSTM(3, 4, proj_size=2, bidirectional=True).double()
+register(
+    "LSTM proj_size bidirectional (input and h0)",
+    lambda x, h: _lstm_proj(x, (h, md.zeros(2, 2, 4, dtype=md.float64)))[0],
+    normal((3, 2, 3), (2, 2, 2)),
+)
+_gru_packed = _nn.GRU(3, 2, bidirectional=True).double()
+
+
+def _packed_gru(a: md.Tensor, b: md.Tensor, c: md.Tensor) -> md.Tensor:
+    packed = rnn_utils.pack_sequence([a, b, c], enforce_sorted=False)
+    out, h = _gru_packed(packed)
+    return rnn_utils.pad_packed_sequence(out)[0].sum((0, 2)) + h.sum((0, 2))
+
+
+register("GRU on a PackedSequence", _packed_gru, normal((2, 3), (4, 3), (1, 3)))

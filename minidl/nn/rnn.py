@@ -20,12 +20,20 @@ import numbers
 import warnings
 from typing import Any
 
+import numpy as np
+
 from minidl.nn import functional as F
 from minidl.nn import init
 from minidl.nn.module import Module, Parameter
+from minidl.nn.utils.rnn import (
+    PackedSequence,
+    pack_padded_sequence,
+    pad_packed_sequence,
+    pad_sequence,
+)
 from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
 from minidl.tensor import Tensor
-from minidl.tensor_functions import cat, stack, zeros
+from minidl.tensor_functions import cat, stack, tensor, zeros
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -36,6 +44,35 @@ def _check_sizes(input_size: Any, hidden_size: Any) -> None:
             raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
         if value <= 0:
             raise ValueError(f"{name} must be greater than zero, got {value}")
+
+
+def _check_proj_size(mode: str, proj_size: Any, hidden_size: int) -> None:
+    if not isinstance(proj_size, int) or proj_size < 0:
+        raise ValueError(f"proj_size should be a positive integer or zero, got {proj_size!r}")
+    if proj_size and mode != "LSTM":
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+    if proj_size >= hidden_size:
+        raise ValueError(
+            f"proj_size has to be smaller than hidden_size, got {proj_size} >= {hidden_size}"
+        )
+
+
+def _projected_lstm(
+    x: Tensor, h: Tensor, c: Tensor, weights: list[Tensor], bias: bool, reverse: bool
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """An LSTM layer with a projection (PyTorch's proj_size), composed step by step of
+    ordinary ops: the fused LSTMLayer has no W_hr. x (L, N, in) -> (output (L, N, P), (h, c))."""
+    w_ih, w_hh, *rest = weights
+    b_ih, b_hh, w_hr = rest if bias else (None, None, rest[0])
+    projected = F.linear(x, w_ih, b_ih)  # every step's input part at once
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    outputs: list[Tensor] = [None] * x.shape[0]  # type: ignore[list-item]
+    for t in steps:
+        i, f, g, o = (projected[t] + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = F.linear(o.sigmoid() * c.tanh(), w_hr)
+        outputs[t] = h
+    return stack(outputs), (h, c)
 
 
 def _uniform_init(module: Module, hidden_size: int) -> None:
@@ -64,6 +101,7 @@ class RNNBase(Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         if mode not in _GATES:
@@ -82,22 +120,27 @@ class RNNBase(Module):
                 f"num_layers={num_layers}",
                 stacklevel=2,
             )
+        _check_proj_size(mode, proj_size, hidden_size)
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bidirectional
+        self.proj_size = proj_size
         self._flat_weights_names: list[str] = []
         gate_size = _GATES[mode] * hidden_size
         directions = 2 if bidirectional else 1
+        real_hidden = proj_size or hidden_size  # the size of h (and of each output)
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
+            layer_input = input_size if layer == 0 else real_hidden * directions
             for suffix in ("", "_reverse")[:directions]:
                 shapes = {
                     f"weight_ih_l{layer}{suffix}": (gate_size, layer_input),
-                    f"weight_hh_l{layer}{suffix}": (gate_size, hidden_size),
+                    f"weight_hh_l{layer}{suffix}": (gate_size, real_hidden),
                 }
                 if bias:
                     shapes[f"bias_ih_l{layer}{suffix}"] = (gate_size,)
                     shapes[f"bias_hh_l{layer}{suffix}"] = (gate_size,)
+                if proj_size:
+                    shapes[f"weight_hr_l{layer}{suffix}"] = (proj_size, hidden_size)
                 for name, shape in shapes.items():
                     setattr(self, name, Parameter(zeros(*shape)))
                 self._flat_weights_names.extend(shapes)
@@ -113,12 +156,14 @@ class RNNBase(Module):
     @property
     def all_weights(self) -> list[list[Parameter]]:
         """The parameters of each layer and direction: [w_ih, w_hh(, b_ih, b_hh)]."""
-        per = 4 if self.bias else 2
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[k : k + per]] for k in range(0, len(names), per)]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.bias is not True:
@@ -132,9 +177,20 @@ class RNNBase(Module):
         return s
 
     # ----------------------------------------------------------------- forward
-    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Any]:
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         x, batched = self._time_major(input)
         initial = self._initial_states(hx, x.shape[1], batched, x)
+        output, h_n = self._run(x, initial)
+        output = output.transpose(0, 1) if self.batch_first and batched else output
+        if not batched:
+            output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
+        return output, (h_n[0] if len(h_n) == 1 else tuple(h_n))
+
+    def _run(self, x: Tensor, initial: list[list[Tensor]]) -> tuple[Tensor, list[Tensor]]:
+        """Every layer and direction over x (L, N, in), time-major: (output, final states
+        (num_layers * num_directions, N, H) per kind of state)."""
         finals: list[tuple[Tensor, ...]] = []
         weights = self.all_weights
         for layer in range(self.num_layers):
@@ -147,11 +203,36 @@ class RNNBase(Module):
             x = outputs[0] if len(outputs) == 1 else cat(outputs, dim=2)
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        output = x.transpose(0, 1) if self.batch_first and batched else x
-        h_n = [stack([f[i] for f in finals]) for i in range(len(finals[0]))]
-        if not batched:
-            output, h_n = output.squeeze(1), [h.squeeze(1) for h in h_n]
-        return output, (h_n[0] if len(h_n) == 1 else tuple(h_n))
+        return x, [stack([f[i] for f in finals]) for i in range(len(finals[0]))]
+
+    def _forward_packed(self, packed: PackedSequence, hx: Any) -> tuple[PackedSequence, Any]:
+        """Variable-length sequences: the sequences of each length run together, with no
+        padding (so every output and final state is that of the sequence alone, as in
+        PyTorch), then the outputs are packed again and the states put back in batch order.
+        One run per distinct length: the price of keeping the fused ops unmasked."""
+        padded, lengths = pad_packed_sequence(packed)  # (L, N, in), batch order
+        if padded.shape[-1] != self.input_size or padded.dtype != self.weight_ih_l0.dtype:
+            self._time_major(padded)  # raises the usual error
+        lengths = lengths.numpy()
+        initial = self._initial_states(hx, len(lengths), True, padded)
+        outputs: list[Any] = [None] * len(lengths)
+        states: list[list[Any]] = [[None] * len(lengths) for _ in initial]
+        for n in sorted(set(lengths.tolist()), reverse=True):
+            members = [int(i) for i in np.flatnonzero(lengths == n)]
+            pick = tensor(members, device=padded.device)
+            group = [[h.index_select(0, pick) for h in kind] for kind in initial]
+            out, finals = self._run(padded[:n].index_select(1, pick), group)
+            for j, i in enumerate(members):
+                outputs[i] = out[:, j]
+                for kind, final in enumerate(finals):
+                    states[kind][i] = final[:, j]
+        out_padded = pad_sequence(outputs)
+        h_n = [stack(per_sequence, dim=1) for per_sequence in states]
+        repacked = pack_padded_sequence(out_padded, lengths, enforce_sorted=False)
+        result = PackedSequence(
+            repacked.data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        )
+        return result, (h_n[0] if len(h_n) == 1 else tuple(h_n))
 
     def _layer(
         self, x: Tensor, weights: list[Tensor], h0: list[Tensor], reverse: bool
@@ -159,6 +240,8 @@ class RNNBase(Module):
         """One layer in one direction, one fused op: x (L, N, in) -> (output (L, N, H),
         final states). The reverse direction ends at t = 0."""
         last = 0 if reverse else -1
+        if self.mode == "LSTM" and self.proj_size:
+            return _projected_lstm(x, h0[0], h0[1], weights, self.bias, reverse)
         if self.mode == "LSTM":
             states = LSTMLayer(reverse)(x, h0[0], h0[1], *weights)
             return states[0], (states[0, last], states[1, last])
@@ -193,13 +276,15 @@ class RNNBase(Module):
         """For each state (h; LSTM: h and c), its (N, H) value for each layer and direction."""
         count = self.num_layers * self.num_directions
         kinds = 2 if self.mode == "LSTM" else 1
+        sizes = [self.proj_size or self.hidden_size, self.hidden_size][:kinds]  # h, then c
         if hx is None:
-            zero = zeros(batch, self.hidden_size, dtype=like.dtype, device=like.device)
-            return [[zero] * count for _ in range(kinds)]
+            return [
+                [zeros(batch, size, dtype=like.dtype, device=like.device)] * count for size in sizes
+            ]
         states = self._unpack_hx(hx, kinds)
-        expected = (count, batch, self.hidden_size)
         out = []
         for i, h in enumerate(states):
+            expected = (count, batch, sizes[i])
             if h.ndim != (3 if batched else 2):
                 raise RuntimeError(
                     f"{type(self).__name__}: for {'batched 3-D' if batched else 'unbatched 2-D'}"
@@ -252,7 +337,9 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """Long short-term memory, gates i, f, g, o:
     i, f, o = sigmoid(x W_i*^T + h W_h*^T + b);  g = tanh(...);
-    c_t = f c_{t-1} + i g;  h_t = o tanh(c_t). hx and the final state are (h, c) pairs."""
+    c_t = f c_{t-1} + i g;  h_t = o tanh(c_t). hx and the final state are (h, c) pairs.
+    With ``proj_size`` > 0, h_t = W_hr (o tanh(c_t)) has proj_size values (weight_hr_l{k}:
+    (proj_size, hidden_size)), and so do the outputs and h_n; c keeps hidden_size."""
 
     def __init__(
         self,
@@ -263,10 +350,12 @@ class LSTM(RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
-        )
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, proj_size,
+        )  # fmt: skip
 
 
 class GRU(RNNBase):

@@ -116,3 +116,6 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
         p.data = vec.data[start : start + n].reshape(p.shape)
         p._bump_version()
         start += n
+
+
+from minidl.nn.utils import rnn  # noqa: E402  (nn.utils.rnn, as in PyTorch)
