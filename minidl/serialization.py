@@ -272,7 +272,7 @@ def load(f: PathOrFile, map_location: str | None = None) -> Any:
     ``SerializationError`` naming the file for a truncated, corrupted, malformed or foreign
     file (``FileNotFoundError`` for a missing one)."""
     is_path = isinstance(f, (str, os.PathLike))
-    name = repr(os.fspath(f)) if is_path else "the given file"
+    name = repr(os.fspath(f)) if is_path else repr(getattr(f, "name", "the given file"))
     device = backend.check_device(map_location or "cpu")
     if is_path:
         remove_stale_temporaries(f)

@@ -376,3 +376,12 @@ def test_a_saved_file_has_the_umask_mode(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.mdl").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.mdl").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_damaged_open_file_is_named_too(tmp_path):
+    path = tmp_path / "opened.mdl"
+    path.write_bytes(b"not a zip at all")
+    with open(path, "rb") as f, pytest.raises(SerializationError, match=r"opened\.mdl"):
+        md.load(f)
+    with pytest.raises(SerializationError, match="the given file"):
+        md.load(io.BytesIO(b"PK\x03\x04 truncated"))

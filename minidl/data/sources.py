@@ -143,10 +143,17 @@ def _download_verified(
     except OSError as err:  # URLError, timeouts, refused connections and unwritable folders
         parts = Path(relative_path).parts
         holds = f"{parts[0]}/" if len(parts) > 1 else path.name
+        root = path.parents[len(parts) - 1]
+        # The usual slip: pointing at the data set's own folder (.../mnist -> .../mnist/mnist).
+        slip = (
+            f" It points at {root}, the {parts[0]}/ folder itself: set it to {root.parent}."
+            if len(parts) > 1 and root.name == parts[0]
+            else ""
+        )
         raise DataNotFoundError(
             f"{path.name} is not in {path.parent} and could not be downloaded from {url} "
             f"({err}). Download it there, or set {DATA_ENV} to the folder that holds {holds} "
-            f"({DATA_HINT})."
+            f"({DATA_HINT}).{slip}"
         ) from err
     finally:
         if tmp is not None and os.path.exists(tmp):

@@ -57,6 +57,22 @@ def test_missing_file_offline_names_file_url_and_folder(tmp_path):
     assert os.listdir(tmp_path) == []  # no half-written file, no empty folder left behind
 
 
+def test_missing_file_says_what_minidl_data_must_be_and_catches_the_usual_slip(tmp_path):
+    """MINIDL_DATA is the parent of the per-data-set folders; a user who points it at the
+    data set's own folder (.../mnist, so files are looked for in .../mnist/mnist) is told."""
+    with pytest.raises(DataNotFoundError) as err:
+        fetch("set/thing.bin", URL, root=tmp_path)
+    assert "set MINIDL_DATA to the folder that holds set/" in str(err.value)
+    assert "parent of the per-data-set folders" in str(err.value)
+    assert "folder itself" not in str(err.value)
+    (tmp_path / "set").mkdir()
+    with pytest.raises(DataNotFoundError) as err:
+        fetch("set/thing.bin", URL, root=tmp_path / "set")
+    assert f"It points at {tmp_path / 'set'}, the set/ folder itself: set it to {tmp_path}." in (
+        str(err.value)
+    )
+
+
 def test_no_folder_is_made_inside_read_only_data(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o555)
