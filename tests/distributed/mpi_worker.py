@@ -139,6 +139,7 @@ def collectives(comm: Communicator, out: str) -> None:
     (y * (comm.rank + 1)).sum().backward()
     results["all_reduce/y"], results["all_reduce/grad"] = y.numpy(), x.grad.numpy()
     results.update(uneven_sync_batchnorm(comm))
+    results.update(sync_batchnorm_second_order(comm))
     comm.barrier()
     if comm.is_main:
         np.savez(out, **results)
@@ -166,6 +167,28 @@ def uneven_sync_batchnorm(comm: Communicator) -> dict[str, np.ndarray]:
                       bn.running_mean.numpy(), bn.running_var.numpy()]  # fmt: skip
     worst = max(float(np.abs(a - b).max()) for a, b in zip(outs["sync"], outs["plain"]))
     return {"uneven_sync_bn/max_diff": np.array(comm.allreduce(np.array([worst]), "max")[0])}
+
+
+def sync_batchnorm_second_order(comm: Communicator) -> dict[str, np.ndarray]:
+    """A gradient penalty through SyncBatchNorm: d/dw of |d(sum y * g)/dx|^2, on 2 ranks
+    (4 samples each, weight gradients summed) and in a world of one on all 8."""
+    from minidl.autograd import grad
+    from minidl.nn.sync_batchnorm import sync_batch_norm
+
+    rng = np.random.default_rng(9)
+    x, g = rng.standard_normal((8, 3, 2)) * 2 + 1, rng.standard_normal((8, 3, 2))
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    grads = {}
+    for name, group, rows in (("two", comm, slice(4 * comm.rank, 4 * comm.rank + 4)),
+                              ("one", Communicator(), slice(0, 8))):  # fmt: skip
+        xt = md.tensor(x[rows], requires_grad=True)
+        wt, bt = md.tensor(w, requires_grad=True), md.tensor(b, requires_grad=True)
+        y = sync_batch_norm(xt, None, None, wt, bt, 0.1, 1e-5, group)
+        (gx,) = grad((y * md.tensor(g[rows])).sum(), xt, create_graph=True)
+        (gx * gx).sum().backward()
+        grads[name] = wt.grad.numpy() if name == "one" else comm.allreduce(wt.grad.numpy())
+    return {"second_order/diff": np.abs(grads["two"] - grads["one"]).max(keepdims=True),
+            "second_order/scale": np.abs(grads["one"]).max(keepdims=True)}  # fmt: skip
 
 
 def blobs(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,8 @@ def test_collectives_on_numpy_and_simulated_cuda(tmp_path):
     np.testing.assert_array_equal(got["all_reduce/y"], 3 * np.arange(3.0))
     np.testing.assert_array_equal(got["all_reduce/grad"], [3.0, 3.0, 3.0])
     assert float(got["uneven_sync_bn/max_diff"]) < 1e-12  # float64, 3 + 5 samples
+    # second order through SyncBatchNorm's reference (AllReduce inside), float64
+    assert float(got["second_order/diff"]) < 1e-10 < float(got["second_order/scale"])
 
 
 def test_checkpoints_resume_on_any_number_of_ranks(tmp_path):
