@@ -22,8 +22,6 @@ from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.tensor import Tensor
 from minidl.tensor_functions import tensor
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _PADDING_MODES = {"zeros": None, "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -90,25 +88,16 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def _check_input(self, x: Tensor) -> None:
-        """Rank, channel count and spatial size, with what was expected."""
+        """Rank and channel count, with what was expected (the op checks the spatial size
+        against the kernel, naming this layer)."""
         name, d, c = type(self).__name__, self.dims, self.in_channels
         if x.ndim not in (d + 1, d + 2) or x.shape[-d - 1] != c:
             raise ValueError(
                 f"{name}: expected input of shape (N, {c}, {SPATIAL[d]}) or "
                 f"({c}, {SPATIAL[d]}), got {x.shape}"
             )
-        size = x.shape[-d:]
-        if self.transposed:
-            if min(size) < 1:
-                raise ValueError(f"{name}: input of shape {x.shape} has an empty spatial dim")
-            return
-        padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, self._pads))
-        spans = tuple(dl * (k - 1) + 1 for k, dl in zip(self.kernel_size, self.dilation))
-        if any(p < k for p, k in zip(padded, spans)):
-            raise ValueError(
-                f"{name}: input spatial size {size} (padded: {padded}) is smaller than the "
-                f"kernel {self.kernel_size} (dilated: {spans})"
-            )
+        if self.transposed and min(x.shape[-d:]) < 1:
+            raise ValueError(f"{name}: input of shape {x.shape} has an empty spatial dim")
 
     def extra_repr(self) -> str:
         s = (
@@ -175,7 +164,8 @@ class _Conv(_ConvNd):
         padding = self.padding
         if self.padding_mode != "zeros":
             input, padding = self._pad_by_mode(input), 0
-        return _CONV[self.dims](
+        return F._conv(
+            self.dims,
             input,
             self.weight,
             self.bias,
@@ -183,6 +173,7 @@ class _Conv(_ConvNd):
             padding,
             self.dilation,
             self.groups,
+            name=type(self).__name__,
         )
 
     def _pad_by_mode(self, x: Tensor) -> Tensor:
@@ -256,7 +247,8 @@ class _ConvTranspose(_ConvNd):
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = self._output_padding(input, output_size)
-        return _CONV_TRANSPOSE[self.dims](
+        return F._conv_transpose(
+            self.dims,
             input,
             self.weight,
             self.bias,
@@ -265,6 +257,7 @@ class _ConvTranspose(_ConvNd):
             output_padding,
             self.groups,
             self.dilation,
+            name=type(self).__name__,
         )
 
     def _output_padding(self, x: Tensor, output_size: tuple[int, ...]) -> tuple[int, ...]:

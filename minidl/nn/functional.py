@@ -321,7 +321,10 @@ def _embedding_renorm_(
 
 
 # --------------------------------------------------------------------- convolution, pooling
-# Inputs are (N, C, *S) or unbatched (C, *S), with S = (L,), (H, W) or (D, H, W).
+# Inputs are (N, C, *S) or unbatched (C, *S), with S = (L,), (H, W) or (D, H, W). The
+# helpers below take any number of spatial dims; the layers of nn/conv.py and nn/pooling.py
+# call them with their own name, so that an input is checked once (here and in the op) and
+# the error names the layer.
 Ints = int | tuple[int, ...]  # a size per spatial dim, or one for all
 
 
@@ -346,9 +349,11 @@ def _conv(
     padding: Ints | str,
     dilation: Ints,
     groups: int,
+    name: str | None = None,
 ) -> Tensor:
-    """``conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
-    op = f"conv{dims}d"
+    """``conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input. ``name``: the name
+    errors give (a layer's, when a layer calls)."""
+    op = name or f"conv{dims}d"
     x, unbatched = _batched(op, x, dims)
     if weight.ndim != dims + 2:
         raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
@@ -367,9 +372,11 @@ def _conv_transpose(
     output_padding: Ints,
     groups: int,
     dilation: Ints,
+    name: str | None = None,
 ) -> Tensor:
-    """``conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
-    op = f"conv_transpose{dims}d"
+    """``conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input. ``name``:
+    the name errors give (a layer's, when a layer calls)."""
+    op = name or f"conv_transpose{dims}d"
     x, unbatched = _batched(op, x, dims)
     if weight.ndim != dims + 2:
         raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
@@ -388,10 +395,12 @@ def _max_pool(
     dilation: Ints,
     ceil_mode: bool,
     return_indices: bool,
+    name: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """``max_pool{dims}d``: y, or (y, indices) with ``return_indices`` (int64 flat
-    indices into each input plane, as in PyTorch)."""
-    op = f"max_pool{dims}d"
+    indices into each input plane, as in PyTorch). ``name``: the name errors give (a
+    layer's, when a layer calls)."""
+    op = name or f"max_pool{dims}d"
     x, unbatched = _batched(op, x, dims)
     pool = _pool.MaxPoolNd(
         dims, kernel_size, stride, padding, dilation, ceil_mode, return_indices, op
@@ -412,9 +421,11 @@ def _avg_pool(
     ceil_mode: bool,
     count_include_pad: bool,
     divisor_override: int | None = None,
+    name: str | None = None,
 ) -> Tensor:
-    """``avg_pool{dims}d``: batched (N, C, *S) or unbatched (C, *S) input."""
-    op = f"avg_pool{dims}d"
+    """``avg_pool{dims}d``: batched (N, C, *S) or unbatched (C, *S) input. ``name``: the
+    name errors give (a layer's, when a layer calls)."""
+    op = name or f"avg_pool{dims}d"
     x, unbatched = _batched(op, x, dims)
     pool = _pool.AvgPoolNd(
         dims, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, op

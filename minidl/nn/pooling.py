@@ -1,6 +1,7 @@
 """Pooling and upsampling layers, as in ``torch.nn``: MaxPool1d/2d/3d, AvgPool1d/2d/3d,
-AdaptiveAvgPool1d/2d/3d and Upsample. They have no parameters; each checks its input and
-calls its functional form in ``minidl.nn.functional``."""
+AdaptiveAvgPool1d/2d/3d and Upsample. They have no parameters and call their functional
+form in ``minidl.nn.functional``; max and average pooling pass their own name, so the one
+check of the input (rank, then size against the kernel in the op) names the layer."""
 
 from __future__ import annotations
 
@@ -11,36 +12,7 @@ from minidl.nn.module import Module
 from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.tensor import Tensor
 
-_MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 _ADAPTIVE_AVG_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
-
-
-def _check_pool_input(
-    module: Module,
-    x: Tensor,
-    kernel: Any,
-    padding: Any,
-    dilation: Any = 1,
-) -> None:
-    """Rank (batched or not) and spatial size against the dilated, padded kernel."""
-    name, d = type(module).__name__, module.dims
-    if x.ndim not in (d + 1, d + 2):
-        raise ValueError(
-            f"{name}: expected input of shape (N, C, {SPATIAL[d]}) or (C, {SPATIAL[d]}), "
-            f"got {x.shape}"
-        )
-    kernel = as_tuple(kernel, d, "kernel_size", name)
-    padding = as_tuple(padding, d, "padding", name)
-    dilation = as_tuple(dilation, d, "dilation", name)
-    size = x.shape[-d:]
-    spans = tuple(dl * (k - 1) + 1 for k, dl in zip(kernel, dilation))
-    padded = tuple(s + 2 * p for s, p in zip(size, padding))
-    if any(p < k for p, k in zip(padded, spans)):
-        raise ValueError(
-            f"{name}: input spatial size {size} (padded: {padded}) is smaller than the "
-            f"kernel {kernel}" + (f" (dilated: {spans})" if spans != kernel else "")
-        )
 
 
 class _MaxPoolNd(Module):
@@ -70,8 +42,8 @@ class _MaxPoolNd(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        _check_pool_input(self, input, self.kernel_size, self.padding, self.dilation)
-        return _MAX_POOL[self.dims](
+        return F._max_pool(
+            self.dims,
             input,
             self.kernel_size,
             self.stride,
@@ -79,6 +51,7 @@ class _MaxPoolNd(Module):
             self.dilation,
             self.ceil_mode,
             self.return_indices,
+            name=type(self).__name__,
         )
 
     def extra_repr(self) -> str:
@@ -130,17 +103,16 @@ class _AvgPoolNd(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_pool_input(self, input, self.kernel_size, self.padding)
-        # PyTorch's avg_pool1d has no divisor_override; AvgPool1d leaves it None.
-        extra = {"divisor_override": self.divisor_override} if self.dims > 1 else {}
-        return _AVG_POOL[self.dims](
+        return F._avg_pool(
+            self.dims,
             input,
             self.kernel_size,
             self.stride,
             self.padding,
             self.ceil_mode,
             self.count_include_pad,
-            **extra,
+            self.divisor_override,
+            name=type(self).__name__,
         )
 
     def extra_repr(self) -> str:

@@ -77,7 +77,8 @@ def windows(
     pads: tuple[tuple[int, int], ...],
 ) -> Windows:
     """The ``Windows`` of an op over spatial ``size``; raises naming ``op`` when the
-    (padded) input is smaller than one dilated kernel or a setting is out of range."""
+    (padded) input is smaller than one dilated kernel or a setting is out of range. The one
+    place this is checked: a layer passes its own name as ``op``."""
     if any(k < 1 for k in kernel) or any(s < 1 for s in stride) or any(d < 1 for d in dilation):
         raise ValueError(
             f"{op}: kernel size {kernel}, stride {stride} and dilation {dilation} must be positive"
@@ -87,9 +88,10 @@ def windows(
     spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     padded = [s + lo + hi for s, (lo, hi) in zip(size, pads)]
     if any(p < w for p, w in zip(padded, spans)):
+        dilated = f" (dilated: {tuple(spans)})" if tuple(spans) != tuple(kernel) else ""
         raise ValueError(
-            f"{op}: input of spatial size {tuple(size)} (padded: {tuple(padded)}) is smaller "
-            f"than the kernel (dilated size {tuple(spans)})"
+            f"{op}: input spatial size {tuple(size)} (padded: {tuple(padded)}) is smaller "
+            f"than the kernel {tuple(kernel)}{dilated}"
         )
     out = tuple((p - w) // s + 1 for p, w, s in zip(padded, spans, stride))
     return Windows(tuple(kernel), tuple(stride), tuple(dilation), tuple(pads), out)
