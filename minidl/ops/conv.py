@@ -21,6 +21,7 @@ import dataclasses
 import math
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.ops.im2col import (
     Windows,
@@ -137,10 +138,10 @@ class Im2Col(Op):
     def __init__(self, win: Windows, size: tuple[int, ...]) -> None:
         self.win, self.size = win, size
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return im2col(self.xp, x, self.win)
 
-    def backward(self, dcols: Any) -> Any:
+    def backward(self, dcols: Array | Tensor) -> Array | Tensor:
         if isinstance(dcols, Tensor):
             return Col2Im(self.win, self.size)(dcols)
         return col2im(self.xp, dcols, self.win, self.size)
@@ -153,10 +154,10 @@ class Col2Im(Op):
     def __init__(self, win: Windows, size: tuple[int, ...]) -> None:
         self.win, self.size = win, size
 
-    def forward(self, cols: Any) -> Any:
+    def forward(self, cols: Array) -> Array:
         return col2im(self.xp, self.xp.ascontiguousarray(cols), self.win, self.size)
 
-    def backward(self, dx: Any) -> Any:
+    def backward(self, dx: Array | Tensor) -> Array | Tensor:
         if isinstance(dx, Tensor):
             return Im2Col(self.win, self.size)(dx)
         return im2col(self.xp, dx, self.win)
@@ -211,7 +212,7 @@ class ConvNd(Op):
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.groups, self.op = groups, name
 
-    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+    def forward(self, x: Array, w: Array, b: Array | None = None) -> Array:
         g = self.groups
         if g < 1 or w.shape[0] % g:
             raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} out channels")
@@ -228,7 +229,7 @@ class ConvNd(Op):
         )
         return _correlate(self.xp, w, cols, g, b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         cols, w = self.saved
         dx = dw = db = None
         dy = to_batch_last(self.xp, dy)  # so both uses below read it in place
@@ -295,7 +296,7 @@ class ConvTransposeNd(Op):
         self.stride, self.padding, self.output_padding = stride, padding, output_padding
         self.groups, self.dilation, self.op = groups, dilation, name
 
-    def forward(self, x: Any, w: Any, b: Any = None) -> Any:
+    def forward(self, x: Array, w: Array, b: Array | None = None) -> Array:
         g = self.groups
         if g < 1 or w.shape[0] % g:
             raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} in channels")
@@ -328,7 +329,7 @@ class ConvTransposeNd(Op):
             y += b.reshape(-1, *(1,) * dims)
         return y
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         x, w = self.saved
         dx = dw = db = None
         if self.needs_input_grad[0] or self.needs_input_grad[1]:

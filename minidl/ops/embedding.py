@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.tensor import Op, Tensor
 
 
@@ -27,13 +28,13 @@ class Embedding(Op):
         self.padding_idx = padding_idx
         self.scale_grad_by_freq = scale_grad_by_freq
 
-    def forward(self, weight: Any, indices: Any) -> Any:
+    def forward(self, weight: Array, indices: Array) -> Array:
         check_indices(indices, weight.shape[0], self.xp)
         self.save_for_backward(indices)
         self.weight_shape = weight.shape
         return self.xp.take(weight, indices, axis=0)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         (indices,) = self.saved
         xp = self.xp
         rows, dim = self.weight_shape

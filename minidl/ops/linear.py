@@ -7,8 +7,7 @@ flattened leading dims.
 
 from __future__ import annotations
 
-from typing import Any
-
+from minidl.backend import Array
 from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Op, Tensor
 
@@ -21,7 +20,7 @@ class Linear(Op):
     dx = dy @ W;  dW = dy2^T @ x2  (summed over the leading dims);  db = sum_M dy2.
     """
 
-    def forward(self, x: Any, weight: Any, bias: Any = None) -> Any:
+    def forward(self, x: Array, weight: Array, bias: Array | None = None) -> Array:
         _check(x.shape, weight.shape, None if bias is None else bias.shape)
         check_same_dtype("linear", input=x, weight=weight, bias=bias)
         x2 = x.reshape(-1, weight.shape[1])
@@ -32,7 +31,7 @@ class Linear(Op):
         self.x_shape = x.shape
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         x2, weight = self.saved
         dy2 = dy.reshape(-1, weight.shape[0])
         dx = dw = db = None

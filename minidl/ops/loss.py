@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.activation import sigmoid_array
 from minidl.ops.arithmetic import Where
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
@@ -17,13 +18,13 @@ class PairLoss(Op):
 
     _abstract = True  # a base for the ops below, not an op itself
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape(self.name, a.shape, b.shape)
         self.shapes = a.shape, b.shape
         self.save_for_backward(a, b)  # not a - b: under create_graph d must be in the graph
         return self.value(a - b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         g = dy * self.slope(a - b)
         return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1])
@@ -88,7 +89,7 @@ class NLL(Op):
         self.weight, self.ignore_index = weight, ignore_index
         self.reduction, self.eps = reduction, label_smoothing
 
-    def forward(self, logp: Any, target: Any) -> Any:
+    def forward(self, logp: Array, target: Array) -> Array:
         xp = self.xp
         n_classes = logp.shape[1]
         keep = target != self.ignore_index
@@ -115,7 +116,7 @@ class NLL(Op):
         self.scale = 1.0 if self.reduction == "sum" else 1.0 / w.sum()
         return per_item.sum() * self.scale
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         (coef,) = self.saved
         if self.scale is None:
             return -coef * self.xp.expand_dims(dy, 1), None
@@ -126,7 +127,7 @@ class BinaryCrossEntropy(Op):
     """y = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 (as in PyTorch);
     dp = dy (p - t) / max(p (1 - p), 1e-12)"""
 
-    def forward(self, p: Any, t: Any) -> Any:
+    def forward(self, p: Array, t: Array) -> Array:
         if p.shape != t.shape:
             raise ValueError(f"binary_cross_entropy: input {p.shape} and target {t.shape} differ")
         if bool((p < 0).any()) or bool((p > 1).any()):
@@ -136,7 +137,7 @@ class BinaryCrossEntropy(Op):
         log_q = self.xp.maximum(self.xp.log1p(-p), -100)
         return -(t * log_p + (1 - t) * log_q)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         p, t = self.saved
         dp = dy * (p - t) / self.xp.maximum(p * (1 - p), 1e-12)
         dt = None
@@ -152,7 +153,7 @@ class BinaryCrossEntropyWithLogits(Op):
     computed as (1 - t) x + (1 + (pw - 1) t) (log(1 + exp(-|x|)) + max(-x, 0)), finite for
     any x;  dx = dy (s(x) (pw t + 1 - t) - pw t)"""
 
-    def forward(self, x: Any, t: Any, pos_weight: Any) -> Any:
+    def forward(self, x: Array, t: Array, pos_weight: Array) -> Array:
         broadcast_shape("binary_cross_entropy_with_logits", x.shape, t.shape, pos_weight.shape)
         if x.shape != t.shape:
             raise ValueError(
@@ -163,7 +164,7 @@ class BinaryCrossEntropyWithLogits(Op):
         softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)  # = -log s(x)
         return (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         x, t, pw = self.saved
         s = sigmoid_array(x)
         dx = dy * (s * (pw * t + 1 - t) - pw * t)
@@ -186,7 +187,7 @@ class KLDiv(Op):
     def __init__(self, log_target: bool = False) -> None:
         self.log_target = log_target
 
-    def forward(self, x: Any, target: Any) -> Any:
+    def forward(self, x: Array, target: Array) -> Array:
         broadcast_shape("kl_div", x.shape, target.shape)
         xp = self.xp
         if self.log_target:
@@ -198,7 +199,7 @@ class KLDiv(Op):
         self.shapes = x.shape, target.shape
         return p * (log_p - x)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         p, log_p, x = self.saved
         dx = unbroadcast(-p * dy, self.shapes[0])
         dt = None
@@ -221,14 +222,14 @@ class GaussianKL(Op):
     y = -1/2 (1 + logvar - mu^2 - exp(logvar));  dmu = mu dy,
     dlogvar = 1/2 (exp(logvar) - 1) dy"""
 
-    def forward(self, mu: Any, logvar: Any) -> Any:
+    def forward(self, mu: Array, logvar: Array) -> Array:
         if mu.shape != logvar.shape:
             raise ValueError(f"gaussian_kl: mu {mu.shape} and logvar {logvar.shape} differ")
         var = self.xp.exp(logvar)
         self.save_for_backward(mu, var)
         return -0.5 * (1 + logvar - mu * mu - var)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         mu, var = self.saved
         return mu * dy, 0.5 * (var - 1) * dy
 

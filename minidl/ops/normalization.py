@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Op, Tensor
 
@@ -73,7 +74,7 @@ class BatchNorm(Op):
         self.running_mean, self.running_var = running_mean, running_var
         self.training, self.momentum, self.eps = training, momentum, eps
 
-    def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+    def forward(self, x: Array, weight: Array | None = None, bias: Array | None = None) -> Array:
         check_same_dtype("batch_norm", input=x, weight=weight, bias=bias)
         x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, L): two axes to reduce
         self.axes, self.x_shape = (0, 2), x.shape
@@ -100,7 +101,7 @@ class BatchNorm(Op):
         self.running_var *= 1 - self.momentum
         self.running_var += self.momentum * unbiased
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         xhat, invstd, w = self.saved
         dy3 = dy.reshape(xhat.shape)
         dx = dw = db = None
@@ -146,7 +147,7 @@ class LayerNorm(Op):
     def __init__(self, k: int, eps: float) -> None:
         self.k, self.eps = k, eps
 
-    def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+    def forward(self, x: Array, weight: Array | None = None, bias: Array | None = None) -> Array:
         check_same_dtype("layer_norm", input=x, weight=weight, bias=bias)
         self.x_shape = x.shape
         x2 = x.reshape(-1, math.prod(x.shape[x.ndim - self.k :]))  # a row per group
@@ -156,7 +157,7 @@ class LayerNorm(Op):
         self.save_for_backward(xhat, invstd, w)
         return _affine(xhat, w, b).reshape(x.shape)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         xhat, invstd, w = self.saved
         dy2 = dy.reshape(xhat.shape)
         dx = dw = db = None

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.arguments import as_tuple, check_rank
 from minidl.ops.im2col import (
     Windows,
@@ -85,7 +86,7 @@ class MaxPoolNd(Op):
         self.dilation = as_tuple(dilation, dims, "dilation", name)
         self.ceil_mode, self.return_indices = ceil_mode, return_indices
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         check_rank(self.op, x, self.dims)
         self.size = x.shape[2:]
         self.win = pool_windows(
@@ -109,7 +110,7 @@ class MaxPoolNd(Op):
             self.indices = self._flat_indices(x_pad, y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         x_pad, y = self.saved
         win, xp = self.win, self.xp
         dy = to_batch_last(xp, dy, contiguous=False)  # in x's and y's order
@@ -189,7 +190,7 @@ class AvgPoolNd(Op):
             raise ValueError(f"{name}: divisor_override must be positive, got {divisor_override}")
         self.divisor_override = divisor_override
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         check_rank(self.op, x, self.dims)
         if x.dtype.kind != "f":
             raise TypeError(f"{self.op}: expected a floating input, got {x.dtype}")
@@ -208,7 +209,7 @@ class AvgPoolNd(Op):
         y /= self.divisor
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         win, xp = self.win, self.xp
         share = to_batch_last(xp, dy, contiguous=False) / self.divisor
         n, c = dy.shape[:2]
