@@ -128,4 +128,20 @@ def cosh(x: Tensor) -> Tensor:
     return elementwise.Cosh()(x)
 
 
+def flip(x: Tensor, axis: Any = None) -> Tensor:
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    index = [slice(None)] * x.ndim
+    for a in axes:
+        index[a] = slice(None, None, -1)
+    return x[tuple(index)]
+
+
+def arange(*args: Any, dtype: Any = None) -> Tensor:
+    return tensor(np.arange(*args, dtype=resolve_dtype(dtype)))
+
+
+def ones(shape_: Any, dtype: Any = None) -> Tensor:
+    return tensor(np.ones(shape_, dtype=resolve_dtype(dtype)))
+
+
 engine.TENSOR_XP = sys.modules[__name__]  # the engine imports no op: it is told

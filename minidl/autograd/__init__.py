@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from minidl.autograd.function import Function, FunctionCtx
 from minidl.autograd.trace import trace
 from minidl.tensor import (
     Tensor,
@@ -93,6 +94,8 @@ def _result(
 
 
 __all__ = [
+    "Function",
+    "FunctionCtx",
     "detect_anomaly",
     "enable_grad",
     "grad",

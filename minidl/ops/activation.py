@@ -155,8 +155,8 @@ class Softplus(Op):
         return self.xp.where(bx > self.threshold, dy, dy * sigmoid_array(bx))
 
     def reference(self, x: Tensor) -> Tensor:
-        bx = self.beta * x
-        soft = (bx.relu() + (1 + (-bx.abs()).exp()).log()) / self.beta
+        bx = self.beta * x  # exp of the clamped value: the branch not taken stays finite
+        soft = (1 + bx.clamp(max=self.threshold).exp()).log() / self.beta
         return where(Tensor(bx.data > self.threshold), x, soft)
 
 

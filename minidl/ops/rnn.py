@@ -25,7 +25,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.tensor import Op
+from minidl.ops.shape import Stack
+from minidl.tensor import Op, Tensor
+
+
+# --------------------------------------------------------------------- the textbook steps
+# One step of each recurrence written as its equations, on Tensors: read these first. The
+# fused ops below compute the same faster; under create_graph the engine differentiates
+# these (each op's ``reference`` loops them over time), and the tests compare the two.
+def rnn_step(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Any,
+    b_hh: Any,
+    nonlinearity: str = "tanh",
+) -> Tensor:
+    """h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)"""
+    z = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
+    return z.tanh() if nonlinearity == "tanh" else z.relu()
+
+
+def lstm_step(
+    x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any, b_hh: Any
+) -> tuple[Tensor, Tensor]:
+    """i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of the four blocks of
+    x W_ih^T + b_ih + h W_hh^T + b_hh;  c' = f c + i g;  h' = o tanh(c')"""
+    z = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
+    i, f, g, o = (z[:, k * h.shape[1] : (k + 1) * h.shape[1]] for k in range(4))
+    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c.tanh(), c
+
+
+def gru_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any, b_hh: Any) -> Tensor:
+    """r = sigmoid(x_r + h_r), z = sigmoid(x_z + h_z), n = tanh(x_n + r h_n),
+    h' = (1 - z) n + z h, with x_* = blocks of x W_ih^T + b_ih, h_* of h W_hh^T + b_hh"""
+    hidden = h.shape[1]
+    xs, hs = _affine(x, w_ih, b_ih), _affine(h, w_hh, b_hh)
+    xr, xz, xn = (xs[:, k * hidden : (k + 1) * hidden] for k in range(3))
+    hr, hz, hn = (hs[:, k * hidden : (k + 1) * hidden] for k in range(3))
+    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+    n = (xn + r * hn).tanh()
+    return (1 - z) * n + z * h
+
+
+def _affine(x: Tensor, w: Tensor, b: Any) -> Tensor:
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def _run(step: Any, x: Tensor, state: tuple, reverse: bool) -> list[tuple]:
+    """Apply ``step(x_t, *state) -> state`` over time; the states in time order."""
+    out: list[Any] = [None] * x.shape[0]
+    for t in _steps(x.shape[0], reverse):
+        new = step(x[t], *state)
+        state = new if isinstance(new, tuple) else (new,)
+        out[t] = state
+    return out
 
 
 def _steps(length: int, reverse: bool) -> range:
@@ -153,6 +210,14 @@ class RNNLayer(Op):
         self.save_for_backward(x2, hs, h0, w_ih, w_hh)
         return hs
 
+    def reference(
+        self, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any = None, b_hh: Any = None
+    ) -> Tensor:
+        def step(x_t: Tensor, h: Tensor) -> Tensor:
+            return rnn_step(x_t, h, w_ih, w_hh, b_ih, b_hh, self.nonlinearity)
+
+        return Stack(0)(*(h for (h,) in _run(step, x, (h0,), self.reverse)))
+
     def backward(self, dy: Any) -> tuple:
         x2, hs, h0, w_ih, w_hh = self.saved
         xp = self.xp
@@ -246,6 +311,22 @@ class LSTMLayer(Op):
             h_prev, c_prev = h, c
         self.save_for_backward(x2, acts, states, tanh_c, h0, c0, w_ih[rows], w_hh[rows], rows)
         return states
+
+    def reference(
+        self,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Any = None,
+        b_hh: Any = None,
+    ) -> Tensor:
+        def step(x_t: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+            return lstm_step(x_t, h, c, w_ih, w_hh, b_ih, b_hh)
+
+        states = _run(step, x, (h0, c0), self.reverse)
+        return Stack(0)(Stack(0)(*(h for h, _ in states)), Stack(0)(*(c for _, c in states)))
 
     def backward(self, dstates: Any) -> tuple:
         x2, acts, states, tanh_c, h0, c0, w_ih, w_hh, rows = self.saved
@@ -357,6 +438,14 @@ class GRULayer(Op):
             h_prev = h
         self.save_for_backward(x2, acts, hn_all, hs, h0, w_ih, w_hh)
         return hs
+
+    def reference(
+        self, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any = None, b_hh: Any = None
+    ) -> Tensor:
+        def step(x_t: Tensor, h: Tensor) -> Tensor:
+            return gru_step(x_t, h, w_ih, w_hh, b_ih, b_hh)
+
+        return Stack(0)(*(h for (h,) in _run(step, x, (h0,), self.reverse)))
 
     def backward(self, dy: Any) -> tuple:
         x2, acts, hn_all, hs, h0, w_ih, w_hh = self.saved
