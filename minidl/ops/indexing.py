@@ -98,7 +98,8 @@ class Scatter(Op):
         return y
 
     def backward(self, dy: Any) -> tuple:
-        return dy * self.kept, None, _spread_to_src(dy[self.where], self.src_shape)
+        kept = Tensor(self.kept) if isinstance(dy, Tensor) else self.kept  # a constant
+        return dy * kept, None, _spread_to_src(dy[self.where], self.src_shape)
 
 
 class ScatterAdd(Op):
