@@ -18,6 +18,7 @@ from minidl.ops import pool as _pool
 from minidl.ops import resample as _resample
 from minidl.ops import unfold as _unfold
 from minidl.ops.arguments import SPATIAL, as_tuple
+from minidl.ops.broadcasting import check_same_dtype as _check_same_dtype
 from minidl.tensor import Tensor, _constant, no_grad
 from minidl.tensor_functions import cat, where
 
@@ -958,6 +959,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
             f"prelu: weight of shape {weight.shape} for input {input.shape}: expected (1,) or "
             f"({channels},) (one slope per channel, dim 1)"
         )
+    _same_dtype("prelu", input, weight)
     w = weight.reshape(-1, *(1,) * (input.ndim - 2)) if input.ndim > 1 else weight
     return where(input > 0, input, input * w)
 
@@ -1035,6 +1037,13 @@ def _blocks(op: str, size: tuple, kernel_size: Ints, dilation: Ints, padding: In
 
 
 # --------------------------------------------------------------------- more normalization
+def _same_dtype(op: str, input: Tensor, *params: Tensor | None) -> None:
+    """A layer's parameters and its input must agree in dtype (no silent promotion)."""
+    arrays = {"input": input.data}
+    arrays.update({f"parameter {i}": p.data for i, p in enumerate(params) if p is not None})
+    _check_same_dtype(op, **arrays)
+
+
 def _channel_shape(input: Tensor) -> tuple[int, ...]:
     """(1, C, 1, ..., 1): a per-channel vector broadcast over (N, C, *)."""
     return (1, input.shape[1], *(1,) * (input.ndim - 2))
@@ -1054,6 +1063,7 @@ def group_norm(
             f"group_norm: expected input (N, C, *) with C divisible by num_groups "
             f"{num_groups}, got shape {input.shape}"
         )
+    _same_dtype("group_norm", input, weight, bias)
     n = input.shape[0]
     grouped = input.reshape(n, num_groups, input.numel() // max(n * num_groups, 1))
     out = layer_norm(grouped, grouped.shape[-1:], eps=eps).reshape(*input.shape)
@@ -1126,6 +1136,7 @@ def rms_norm(
             f"rms_norm: normalized_shape {shape} expects input (*, "
             f"{', '.join(map(str, shape))}), got {input.shape}"
         )
+    _same_dtype("rms_norm", input, weight)
     eps = float(backend.get_array_module(input.data).finfo(input.dtype).eps) if eps is None else eps
     dims = tuple(range(input.ndim - len(shape), input.ndim))
     out = input * ((input * input).mean(dim=dims, keepdim=True) + eps) ** -0.5

@@ -62,12 +62,18 @@ def test_elu_derivative_at_zero_is_alpha():
         (lambda: nn.BatchNorm1d(3), (4, 3)),
         (lambda: nn.Conv1d(3, 2, 1), (4, 3, 5)),
         (lambda: nn.LSTM(3, 2), (4, 1, 3)),
+        (lambda: nn.GroupNorm(1, 3), (4, 3, 2)),
+        (lambda: nn.RMSNorm(3), (4, 3)),
+        (lambda: nn.PReLU(), (4, 3)),
+        (lambda: nn.MultiheadAttention(4, 2), (3, 1, 4)),
     ],
 )
 def test_float64_input_into_float32_layer_raises(layer, shape):
     """PyTorch refuses a Double input to a Float layer; so does minidl, naming the op."""
+    x = md.tensor(np.zeros(shape))
     with pytest.raises((TypeError, ValueError), match=r"float64.*float32|float32.*float64"):
-        layer()(md.tensor(np.zeros(shape)))
+        module = layer()
+        module(x, x, x) if isinstance(module, nn.MultiheadAttention) else module(x)
 
 
 def test_matmul_refuses_mixed_float_dtypes():
