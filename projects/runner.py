@@ -258,8 +258,8 @@ def _output_folder(folder: Path) -> Iterator[None]:
 
 def _missing_data_message(name: str, error: DataNotFoundError) -> str:
     """One line: the loader's message (file, folder, URL), and where MINIDL_DATA points."""
-    hint = "" if DATA_ENV in str(error) else f" {DATA_HINT}"
-    return f"{name}: data missing: {error}{hint} (now {data_root()})"
+    hint = "" if DATA_ENV in str(error) else f" {DATA_HINT} (now {data_root()})."
+    return f"{name}: data missing: {error}{hint}"
 
 
 def _check_reported(ctx: RunContext) -> None:
