@@ -33,10 +33,11 @@ OPS = ("sum", "mean", "max", "min")
 
 
 def _mpi() -> Any:
-    """mpi4py's MPI module, or None when mpi4py (the `distributed` extra) is missing."""
+    """mpi4py's MPI module, or None when mpi4py (the `distributed` extra) is missing or
+    cannot load an MPI library (mpi4py raises RuntimeError then)."""
     try:
         from mpi4py import MPI
-    except ImportError:
+    except (ImportError, RuntimeError):
         return None
     return MPI
 
