@@ -56,6 +56,12 @@ class ShardedLoader:
 
 def shard_train_loader(loader: Any, comm: Communicator) -> ShardedLoader:
     """``loader``'s share for this rank; its batch size must be a multiple of K."""
+    if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        raise ValueError(
+            "fit(distributed=True) splits the train loader itself (its batch_size is the "
+            "global batch); pass a loader over the whole dataset, not one with a "
+            "DistributedSampler"
+        )
     if loader.batch_size % comm.size:
         raise ValueError(
             f"fit(distributed=True): the batch size {loader.batch_size} is the global batch "

@@ -155,3 +155,15 @@ def test_the_runner_refuses_distributed_for_a_project_that_does_not_take_it(tmp_
 
     with pytest.raises(SystemExit, match="project 'svd_lowrank' does not support --distributed"):
         run_project("svd_lowrank", tmp_path, quick=True, distributed=True)
+
+
+def test_fit_distributed_refuses_a_loader_already_split():
+    from minidl.data import DataLoader, DistributedSampler, TensorDataset
+    from minidl.train import fit
+
+    model = _model()
+    data = TensorDataset(np.ones((4, 3), np.float32), np.zeros(4, np.int64))
+    loader = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, 1, 0))
+    with pytest.raises(ValueError, match="splits the train loader itself"):
+        fit(model, nn.functional.cross_entropy, optim.SGD(model.parameters(), lr=0.1), loader,
+            1, distributed=True)  # fmt: skip
