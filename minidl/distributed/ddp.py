@@ -22,6 +22,12 @@ off, because with MPICH's nonblocking collectives progressing only inside MPI ca
 no idle core, 1 MB overlapped buckets were not faster than reducing after backward; and
 buckets are PyTorch's 25 MB, so W1-W3 each send one message. ``overlap=True`` with a few
 MB per bucket is for MPI libraries with asynchronous progress.
+
+Differences from PyTorch's buckets: PyTorch fills them in forward order until a bucket
+reaches the cap (so a bucket may exceed it), makes the first one 1 MB, then reverses the
+list, and rebuilds them after the first step in the order the gradients arrived; here
+they are filled in reverse order up to the cap and never rebuilt. Which gradients share a
+message changes, not the result.
 """
 
 from __future__ import annotations
