@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.arithmetic import Where
 from minidl.ops.broadcasting import normalize_axis
 from minidl.ops.elementwise import Erf
@@ -19,12 +20,12 @@ from minidl.tensor import Op, Tensor
 class ReLU(Op):
     """y = max(x, 0);  dx = dy where x > 0 (0 at x = 0)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.maximum(x, 0)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * (y > 0)
 
@@ -35,12 +36,12 @@ class LeakyReLU(Op):
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.slope = negative_slope
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         positive = x > 0
         self.save_for_backward(positive)
         return self.xp.where(positive, x, self.slope * x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (positive,) = self.saved
         return self.xp.where(positive, dy, self.slope * dy)
 
@@ -52,12 +53,12 @@ class ELU(Op):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.where(x > 0, x, self.alpha * self.xp.expm1(self.xp.minimum(x, 0)))
         self.save_for_backward(x, y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         x, y = self.saved
         return self.xp.where(x > 0, dy, dy * (y + self.alpha))
 
@@ -73,13 +74,13 @@ class GELU(Op):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         if self.approximate == "tanh":
             return 0.5 * x * (1 + self.xp.tanh(_gelu_u(x)))
         return x * _normal_cdf(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         if self.approximate == "tanh":
             t = self.xp.tanh(_gelu_u(x))
@@ -107,12 +108,12 @@ class Sigmoid(Op):
 
     Computed as exp(min(x, 0)) / (1 + exp(-|x|)) so that no exp overflows."""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = sigmoid_array(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * y * (1 - y)
 
@@ -127,12 +128,12 @@ def sigmoid_array(x: Any) -> Any:
 class Tanh(Op):
     """y = tanh(x);  dx = dy (1 - y^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.tanh(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * (1 - y * y)
 
@@ -144,13 +145,13 @@ class Softplus(Op):
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         bx = self.beta * x
         self.save_for_backward(bx)
         soft = (self.xp.maximum(bx, 0) + self.xp.log1p(self.xp.exp(-self.xp.abs(bx)))) / self.beta
         return self.xp.where(bx > self.threshold, x, soft)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (bx,) = self.saved
         return self.xp.where(bx > self.threshold, dy, dy * sigmoid_array(bx))
 
@@ -166,14 +167,14 @@ class Softmax(Op):
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         (self.axis,) = normalize_axis("softmax", self.axis, x.ndim)
         e = self.xp.exp(x - x.max(axis=self.axis, keepdims=True))
         y = e / e.sum(axis=self.axis, keepdims=True)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
 
@@ -184,13 +185,13 @@ class LogSoftmax(Op):
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         (self.axis,) = normalize_axis("log_softmax", self.axis, x.ndim)
         y = log_softmax_array(x, self.axis)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy - self.xp.exp(y) * dy.sum(axis=self.axis, keepdims=True)
 
@@ -211,11 +212,11 @@ class Hardtanh(Op):
             raise ValueError(f"hardtanh: min_val {lo} is greater than max_val {hi}")
         self.lo, self.hi = lo, hi
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward((x > self.lo) & (x < self.hi))
         return self.xp.clip(x, self.lo, self.hi)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (inside,) = self.saved
         return dy * inside
 
@@ -223,11 +224,11 @@ class Hardtanh(Op):
 class Hardsigmoid(Op):
     """y = clamp(x / 6 + 1/2, 0, 1);  dx = dy / 6 where -3 < x < 3, else 0"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward((x > -3) & (x < 3))
         return self.xp.clip(x / 6 + 0.5, 0, 1)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (inside,) = self.saved
         return dy * inside / 6
 
@@ -236,11 +237,11 @@ class Hardswish(Op):
     """y = x * clamp(x + 3, 0, 6) / 6;
     dx = 0 where x <= -3, dy (x / 3 + 1/2) where -3 < x < 3, dy where x >= 3 (PyTorch's)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return x * self.xp.clip(x + 3, 0, 6) / 6
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
 

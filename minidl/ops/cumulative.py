@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.broadcasting import normalize_axis
 from minidl.ops.reduce import Reduction
 from minidl.tensor import Op, Tensor
@@ -27,7 +28,7 @@ class Prod(Reduction):
     """y = prod_axes x;  dx_i = dy prod_{j != i} x_j (one axis at a time, or all axes
     flattened into one), the product of the values before i times those after it"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         axes = self.setup(x)
         if axes is not None and len(axes) > 1:
             raise ValueError(f"prod: one dim or all of them, got {self.axis}")
@@ -36,7 +37,7 @@ class Prod(Reduction):
         self.shape_out = y.shape
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         flat = x.reshape(-1) if self.axes is None else x
         axis = 0 if self.axes is None else self.axes[0]
@@ -58,11 +59,11 @@ class Cumsum(Op):
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         (self.axis,) = normalize_axis("cumsum", self.axis, x.ndim)
         return self.xp.cumsum(x, axis=self.axis)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         reverse = (slice(None),) * self.axis + (slice(None, None, -1),)
         if isinstance(dy, Tensor):  # create_graph: the adjoint is a cumsum, an op too
             return Cumsum(self.axis)(dy[reverse])[reverse]
@@ -77,12 +78,12 @@ class Cumprod(Op):
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         (self.axis,) = normalize_axis("cumprod", self.axis, x.ndim)
         self.save_for_backward(x)
         return self.xp.cumprod(x, axis=self.axis)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         xp = self.xp
         xs, dys = xp.moveaxis(x, self.axis, 0), xp.moveaxis(dy, self.axis, 0)

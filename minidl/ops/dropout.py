@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.tensor import Op
+from minidl.backend import Array
+from minidl.tensor import Op, Tensor
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, dtype: Any, device: str) -> Any:
@@ -33,8 +34,8 @@ class Dropout(Op):
     def __init__(self, mask: Any) -> None:
         self.mask = mask
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return x * self.mask
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return dy * self.mask

@@ -9,21 +9,21 @@ as in PyTorch (the output still requires grad).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.broadcasting import broadcast_shape, unbroadcast
-from minidl.tensor import Op
+from minidl.tensor import Op, Tensor
 
 
 class Sin(Op):
     """y = sin(x);  dx = dy cos(x)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.sin(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.cos(x)
 
@@ -31,11 +31,11 @@ class Sin(Op):
 class Cos(Op):
     """y = cos(x);  dx = -dy sin(x)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.cos(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return -dy * self.xp.sin(x)
 
@@ -43,12 +43,12 @@ class Cos(Op):
 class Tan(Op):
     """y = tan(x);  dx = dy (1 + y^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.tan(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * (1 + y * y)
 
@@ -56,11 +56,11 @@ class Tan(Op):
 class Asin(Op):
     """y = asin(x);  dx = dy / sqrt(1 - x^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arcsin(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / self.xp.sqrt(1 - x * x)
 
@@ -68,11 +68,11 @@ class Asin(Op):
 class Acos(Op):
     """y = acos(x);  dx = -dy / sqrt(1 - x^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arccos(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return -dy / self.xp.sqrt(1 - x * x)
 
@@ -80,11 +80,11 @@ class Acos(Op):
 class Atan(Op):
     """y = atan(x);  dx = dy / (1 + x^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arctan(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / (1 + x * x)
 
@@ -92,11 +92,11 @@ class Atan(Op):
 class Sinh(Op):
     """y = sinh(x);  dx = dy cosh(x)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.sinh(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.cosh(x)
 
@@ -104,11 +104,11 @@ class Sinh(Op):
 class Cosh(Op):
     """y = cosh(x);  dx = dy sinh(x)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.cosh(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.sinh(x)
 
@@ -116,11 +116,11 @@ class Cosh(Op):
 class Asinh(Op):
     """y = asinh(x);  dx = dy / sqrt(x^2 + 1)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arcsinh(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / self.xp.sqrt(x * x + 1)
 
@@ -128,11 +128,11 @@ class Asinh(Op):
 class Acosh(Op):
     """y = acosh(x) (x >= 1);  dx = dy / sqrt(x^2 - 1)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arccosh(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / self.xp.sqrt(x * x - 1)
 
@@ -140,11 +140,11 @@ class Acosh(Op):
 class Atanh(Op):
     """y = atanh(x) (|x| < 1);  dx = dy / (1 - x^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.arctanh(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / (1 - x * x)
 
@@ -157,11 +157,11 @@ class LogBase(Op):
             raise ValueError(f"log: base must be 2 or 10, got {base}")
         self.base = base
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.log2(x) if self.base == 2 else self.xp.log10(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / (x * math.log(self.base))
 
@@ -169,11 +169,11 @@ class LogBase(Op):
 class Log1p(Op):
     """y = log(1 + x), accurate for small x;  dx = dy / (1 + x)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return self.xp.log1p(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy / (1 + x)
 
@@ -181,12 +181,12 @@ class Log1p(Op):
 class Expm1(Op):
     """y = exp(x) - 1, accurate for small x;  dx = dy (y + 1)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.expm1(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * (y + 1)
 
@@ -194,12 +194,12 @@ class Expm1(Op):
 class Exp2(Op):
     """y = 2^x;  dx = dy y ln 2"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = self.xp.exp2(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return dy * y * math.log(2)
 
@@ -207,12 +207,12 @@ class Exp2(Op):
 class Reciprocal(Op):
     """y = 1 / x;  dx = -dy y^2"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = 1 / x
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return -dy * y * y
 
@@ -220,12 +220,12 @@ class Reciprocal(Op):
 class Rsqrt(Op):
     """y = 1 / sqrt(x);  dx = -dy y^3 / 2"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         y = 1 / self.xp.sqrt(x)
         self.save_for_backward(y)
         return y
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
         return -0.5 * dy * y * y * y
 
@@ -233,11 +233,11 @@ class Rsqrt(Op):
 class Erf(Op):
     """y = erf(x);  dx = dy 2 / sqrt(pi) exp(-x^2)"""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.save_for_backward(x)
         return backend.erf(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * (2 / math.sqrt(math.pi)) * self.xp.exp(-x * x)
 
@@ -254,10 +254,10 @@ class Rounding(Op):
             raise ValueError(f"rounding: {fn!r} is not one of {_ROUNDING}")
         self.fn = fn
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return getattr(self.xp, self.fn)(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         return self.xp.zeros_like(dy)
 
 
@@ -267,12 +267,12 @@ class Atan2(Op):
 
     promotes = True
 
-    def forward(self, a: Any, b: Any) -> Any:
+    def forward(self, a: Array, b: Array) -> Array:
         broadcast_shape("atan2", a.shape, b.shape)
         self.save_for_backward(a, b)
         return self.xp.arctan2(a, b)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         a, b = self.saved
         r2 = a * a + b * b
         da = unbroadcast(dy * b / r2, a.shape) if self.needs_input_grad[0] else None

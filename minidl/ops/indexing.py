@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.broadcasting import normalize_axis
 from minidl.ops.shape import Pad
 from minidl.tensor import Op, Tensor
@@ -59,14 +60,14 @@ class Gather(Op):
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
-    def forward(self, x: Any, index: Any) -> Any:
+    def forward(self, x: Array, index: Array) -> Array:
         (self.axis,) = normalize_axis("gather", self.axis, x.ndim)
         check_index("gather", x.shape, index, self.axis, None)
         self.shape, self.index = x.shape, index
         self.where = along_axis(self.xp, index, self.axis)
         return x[self.where]
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         dx = self.xp.zeros(self.shape, dtype=dy.dtype)
         if isinstance(dy, Tensor):  # create_graph: the adjoint is scatter_add, an op too
             return ScatterAdd(self.axis)(dx, Tensor(self.index), dy), None
@@ -87,7 +88,7 @@ class Scatter(Op):
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
-    def forward(self, x: Any, index: Any, src: Any) -> Any:
+    def forward(self, x: Array, index: Array, src: Array) -> Array:
         (self.axis,) = normalize_axis("scatter", self.axis, x.ndim)
         check_index("scatter", x.shape, index, self.axis, src.shape)
         self.where, self.src_shape = along_axis(self.xp, index, self.axis), src.shape
@@ -97,7 +98,7 @@ class Scatter(Op):
         self.kept[self.where] = 0
         return y
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         kept = Tensor(self.kept) if isinstance(dy, Tensor) else self.kept  # a constant
         return dy * kept, None, _spread_to_src(dy[self.where], self.src_shape)
 
@@ -109,7 +110,7 @@ class ScatterAdd(Op):
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
-    def forward(self, x: Any, index: Any, src: Any) -> Any:
+    def forward(self, x: Array, index: Array, src: Array) -> Array:
         (self.axis,) = normalize_axis("scatter_add", self.axis, x.ndim)
         check_index("scatter_add", x.shape, index, self.axis, src.shape)
         self.where, self.src_shape = along_axis(self.xp, index, self.axis), src.shape
@@ -117,7 +118,7 @@ class ScatterAdd(Op):
         backend.scatter_add(y, self.where, _src_part(src, index))
         return y
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         return dy, None, _spread_to_src(dy[self.where], self.src_shape)
 
 

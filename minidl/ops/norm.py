@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.reduce import Reduction
+from minidl.tensor import Tensor
 
 
 class Norm(Reduction):
@@ -20,12 +22,12 @@ class Norm(Reduction):
             raise ValueError(f"norm: p must be >= 0 or +-inf, got {ord}")
         self.ord = ord
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.setup(x)
         self.save_for_backward(x)
         return self.finish(_norm(self.xp, x, self.ord, self.axes))
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         p, xp, g = self.ord, self.xp, self.spread(dy)
         if p == 0:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from minidl.tensor import Op
+from minidl.backend import Array
+from minidl.tensor import Op, Tensor
 
 
 def _along(value: Any, axis: int | None, ndim: int) -> Any:
@@ -60,14 +61,14 @@ class FakeQuantizeAffine(Op):
         self.scale, self.zero_point, self.axis = scale, zero_point, axis
         self.quant_min, self.quant_max = quant_min, quant_max
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         s = _along(self.scale, self.axis, x.ndim)
         z = _along(self.zero_point, self.axis, x.ndim)
         q = self.xp.round(x / s) + z
         self.save_for_backward((q >= self.quant_min) & (q <= self.quant_max))
         return ((self.xp.clip(q, self.quant_min, self.quant_max) - z) * s).astype(x.dtype)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (inside,) = self.saved
         return dy * inside
 
@@ -90,7 +91,7 @@ class FakeQuantizeLearnable(Op):
         self.quant_min, self.quant_max = quant_min, quant_max
         self.grad_factor, self.axis = grad_factor, axis
 
-    def forward(self, x: Any, scale: Any, zero_point: Any) -> Any:
+    def forward(self, x: Array, scale: Array, zero_point: Array) -> Array:
         xp, lo, hi = self.xp, self.quant_min, self.quant_max
         allowed = [(), (1,)] if self.axis is None else [(x.shape[self.axis],)]
         if scale.shape not in allowed or zero_point.shape != scale.shape:
@@ -110,7 +111,7 @@ class FakeQuantizeLearnable(Op):
         self.scale_shape = scale.shape
         return ((xp.clip(q, lo, hi) - z) * s).astype(x.dtype)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         inside, ds_local, s = self.saved
         dx = dy * inside if self.needs_input_grad[0] else None
         ds = dz = None

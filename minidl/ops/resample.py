@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
+from minidl.backend import Array
 from minidl.ops.arguments import as_tuple, check_rank
 from minidl.tensor import Op, Tensor, float64
 
@@ -35,7 +36,7 @@ class Resample(Op):
         self.matrices = [None if _is_identity(a) else a for a in matrices]
         self.op = name
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         dims = len(self.matrices)
         check_rank(self.op, x, dims)
         for i, a in enumerate(self.matrices):
@@ -52,7 +53,7 @@ class Resample(Op):
         y = self._apply(x, transpose=False)
         return y.copy() if y is x else y  # an output never aliases its input
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         if isinstance(dy, Tensor):  # create_graph: the adjoint is the transposed maps
             return Resample([None if a is None else a.T for a in self.matrices], self.op)(dy)
         return self._apply(dy, transpose=True)
@@ -80,7 +81,7 @@ class NearestRepeat(Op):
     def __init__(self, factors: tuple[int, ...]) -> None:
         self.factors = factors
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         dims = len(self.factors)
         check_rank("upsample_nearest", x, dims)
         n, c, *size = x.shape
@@ -91,7 +92,7 @@ class NearestRepeat(Op):
         out = [n, c, *(s * r for s, r in zip(size, self.factors))]
         return self.xp.broadcast_to(spread, blocks).reshape(out)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         n, c, *size = dy.shape
         blocks = [n, c]
         for s, r in zip(size, self.factors):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.shape import Stack
 from minidl.tensor import Op, Tensor
 
@@ -190,8 +191,14 @@ class RNNLayer(Op):
         self.nonlinearity, self.reverse = nonlinearity, reverse
 
     def forward(
-        self, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None
-    ) -> Any:
+        self,
+        x: Array,
+        h0: Array,
+        w_ih: Array,
+        w_hh: Array,
+        b_ih: Array | None = None,
+        b_hh: Array | None = None,
+    ) -> Array:
         hidden = _check("RNNLayer", 1, x, h0, w_ih, w_hh, b_ih, b_hh)
         xp = self.xp
         x2, hs = _project(x, w_ih, None if b_ih is None else b_ih + b_hh)
@@ -218,7 +225,7 @@ class RNNLayer(Op):
 
         return Stack(0)(*(h for (h,) in _run(step, x, (h0,), self.reverse)))
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         x2, hs, h0, w_ih, w_hh = self.saved
         xp = self.xp
         dz = xp.empty_like(hs)
@@ -271,14 +278,14 @@ class LSTMLayer(Op):
 
     def forward(
         self,
-        x: Any,
-        h0: Any,
-        c0: Any,
-        w_ih: Any,
-        w_hh: Any,
-        b_ih: Any = None,
-        b_hh: Any = None,
-    ) -> Any:
+        x: Array,
+        h0: Array,
+        c0: Array,
+        w_ih: Array,
+        w_hh: Array,
+        b_ih: Array | None = None,
+        b_hh: Array | None = None,
+    ) -> Array:
         hidden = _check("LSTMLayer", 4, x, h0, w_ih, w_hh, b_ih, b_hh, c0)
         g = 4 * hidden
         xp = self.xp
@@ -328,7 +335,7 @@ class LSTMLayer(Op):
         states = _run(step, x, (h0, c0), self.reverse)
         return Stack(0)(Stack(0)(*(h for h, _ in states)), Stack(0)(*(c for _, c in states)))
 
-    def backward(self, dstates: Any) -> tuple:
+    def backward(self, dstates: Array | Tensor) -> tuple:
         x2, acts, states, tanh_c, h0, c0, w_ih, w_hh, rows = self.saved
         xp = self.xp
         length = acts.shape[1]
@@ -396,8 +403,14 @@ class GRULayer(Op):
         self.reverse = reverse
 
     def forward(
-        self, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None
-    ) -> Any:
+        self,
+        x: Array,
+        h0: Array,
+        w_ih: Array,
+        w_hh: Array,
+        b_ih: Array | None = None,
+        b_hh: Array | None = None,
+    ) -> Array:
         hidden = _check("GRULayer", 3, x, h0, w_ih, w_hh, b_ih, b_hh)
         g = 3 * hidden
         xp = self.xp
@@ -447,7 +460,7 @@ class GRULayer(Op):
 
         return Stack(0)(*(h for (h,) in _run(step, x, (h0,), self.reverse)))
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         x2, acts, hn_all, hs, h0, w_ih, w_hh = self.saved
         xp = self.xp
         dxw = xp.empty((*hs.shape[:2], w_hh.shape[0]), dtype=hs.dtype)  # (dr, dz, dn) per step

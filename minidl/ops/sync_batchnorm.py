@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.normalization import _affine, _channel
 from minidl.tensor import Op, Tensor
 
@@ -42,10 +43,10 @@ class AllReduce(Op):
     def __init__(self, comm: Any) -> None:
         self.comm = comm
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         return self.comm.allreduce(x)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         if isinstance(dy, Tensor):  # create_graph: record the sum, to differentiate it again
             return AllReduce(self.comm)(dy)
         return self.comm.allreduce(dy)
@@ -71,7 +72,7 @@ class SyncBatchNorm(Op):
         self.comm, self.momentum, self.eps = comm, momentum, eps
         self.running_mean, self.running_var = running_mean, running_var
 
-    def forward(self, x: Any, weight: Any = None, bias: Any = None) -> Any:
+    def forward(self, x: Array, weight: Array | None = None, bias: Array | None = None) -> Array:
         x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, L)
         self.x_shape = x.shape
         mean, var, self.m = self._global_stats(x3)
@@ -112,7 +113,7 @@ class SyncBatchNorm(Op):
         self.running_var *= 1 - self.momentum
         self.running_var += self.momentum * var * (self.m / (self.m - 1))
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         xhat, invstd, w = self.saved
         g = dy.reshape(xhat.shape)
         sum_g, sum_gx = g.sum(axis=(0, 2)), (g * xhat).sum(axis=(0, 2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl.backend import Array
 from minidl.ops.im2col import Windows, batch_first, batch_last, col2im, im2col
 from minidl.tensor import Op, Tensor
 
@@ -34,11 +35,11 @@ class Unfold(Op):
     def __init__(self, win: Windows) -> None:
         self.win = win
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.size, self.channels = tuple(x.shape[2:]), x.shape[1]
         return _to_columns(im2col(self.xp, x, self.win), x.shape[0])
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         if isinstance(dy, Tensor):  # create_graph: the adjoint is fold, an op too
             return Fold(self.win, self.size)(dy)
         return col2im(self.xp, _from_columns(dy, self.channels, self.win), self.win, self.size)
@@ -51,11 +52,11 @@ class Fold(Op):
     def __init__(self, win: Windows, size: tuple[int, ...]) -> None:
         self.win, self.size = win, size
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Array:
         self.channels = x.shape[1] // math.prod(self.win.kernel)
         return col2im(self.xp, _from_columns(x, self.channels, self.win), self.win, self.size)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array | Tensor) -> Array | Tensor:
         if isinstance(dy, Tensor):  # create_graph: the adjoint is unfold, an op too
             return Unfold(self.win)(dy)
         return _to_columns(im2col(self.xp, dy, self.win), dy.shape[0])
