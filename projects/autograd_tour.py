@@ -288,8 +288,9 @@ def curvature(ctx: RunContext, data: _mnist.Splits) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- 3. graphs
 def graphs(ctx: RunContext, data: _mnist.Splits) -> dict[str, Any]:
-    """The graph of a small 2-layer MLP's loss and of its gradient penalty, as DOT text
-    always and as SVG and PNG when Graphviz is installed."""
+    """The graph of a small 2-layer MLP's loss and of its gradient penalty (the ops of
+    the recorded backward pass in orange), as DOT text always and as SVG and PNG when
+    Graphviz is installed."""
     model = nn.Sequential(nn.Linear(784, 16), nn.Tanh(), nn.Linear(16, 10))
     x, y = md.tensor(data.x_train[:8]), md.tensor(data.y_train[:8])
     params = {"x": x, "y": y, **dict(model.named_parameters())}
@@ -298,7 +299,7 @@ def graphs(ctx: RunContext, data: _mnist.Splits) -> dict[str, Any]:
     penalty = md.stack([(g * g).sum() for g in grads]).sum()
     drawn = {
         "mlp": draw_graph(loss, params=params, show_saved=True),
-        "mlp_double_backward": draw_graph(penalty, params=params),
+        "mlp_double_backward": draw_graph(penalty, params=params, forward=loss),
     }
     out: dict[str, Any] = {"graphviz": graphviz_dot() is not None}
     for name, dot in drawn.items():

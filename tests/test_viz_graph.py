@@ -117,3 +117,18 @@ def test_a_create_graph_gradient_draws_the_backward_ops():
     # d/dx sum(tanh x) = dy (1 - tanh(x)^2): Tanh's backward recorded on Tanh's output
     assert {"x", "Tanh", "Mul", "Sub"} <= set(titles)
     assert titles.count("Mul") >= 2
+
+
+def test_forward_marks_the_ops_of_the_recorded_backward_pass():
+    x = md.randn(3, requires_grad=True)
+    loss = x.tanh().sum()
+    (g,) = md.autograd.grad(loss, x, create_graph=True)
+    dot = viz.draw_graph(g, params={"x": x}, forward=loss)
+    ops = {
+        m.group(2).split("\\n")[0]: ("orange" if "#f8d8b0" in line else "blue")
+        for line in dot.splitlines()
+        if (m := NODE.match(line)) and ("#f8d8b0" in line or "#dbe8f6" in line)
+    }
+    assert ops.pop("Tanh") == "blue"  # the forward op the derivative reads
+    assert {"Mul", "Sub"} <= set(ops) and set(ops.values()) == {"orange"}
+    assert "legend [label=" in dot and "legend" not in viz.draw_graph(g)

@@ -23,6 +23,7 @@ _INSTALL_HINT = (
 )
 _STYLE = {
     "op": 'shape=box, style="rounded,filled", fillcolor="#dbe8f6"',
+    "backward_op": 'shape=box, style="rounded,filled", fillcolor="#f8d8b0"',
     "param": 'shape=box, style=filled, fillcolor="#cfeacb"',
     "leaf": 'shape=box, style=filled, fillcolor="#fbe7b5"',
     "const": 'shape=box, style=filled, fillcolor="#eeeeee", fontcolor="#555555"',
@@ -34,6 +35,7 @@ def draw_graph(
     params: Mapping[str, Tensor] | None = None,
     show_saved: bool = False,
     show_values: bool = False,
+    forward: Tensor | Sequence[Tensor] | None = None,
 ) -> str:
     """The graph below ``output`` (a tensor or several) as DOT text.
 
@@ -42,10 +44,17 @@ def draw_graph(
     (data, constants) are grey; ``params`` may name those too (``{"x": x, ...}``).
     ``show_saved`` lists the arrays each op saved for backward (freed ones say so);
     ``show_values`` adds min/mean/max of every tensor and of its ``.grad`` where there is
-    one. Render it with ``render_graph(dot, "graph.svg")``."""
+    one. For a graph built with ``create_graph=True``, ``forward`` (e.g. the loss) tells
+    the forward pass from the recorded backward pass: ops outside the graph of ``forward``
+    (the backward's ops and what was computed from them) are drawn orange, with a legend.
+    Render it with
+    ``render_graph(dot, "graph.svg")``."""
     outputs = [output] if isinstance(output, Tensor) else list(output)
     names = {id(t): name for name, t in (params or {}).items()}
     drawer = _Drawer(names, show_saved, show_values)
+    if forward is not None:
+        drawer.forward_ids = _graph_ids([forward] if isinstance(forward, Tensor) else forward)
+        drawer.nodes.append(_LEGEND)
     for i, out in enumerate(outputs):
         drawer.visit(out)
         drawer.mark_output(out, "output" if len(outputs) == 1 else f"output {i}")
@@ -90,6 +99,7 @@ class _Drawer:
         self.nodes: list[str] = []
         self.edges: list[str] = []
         self.keep: list[Tensor] = []  # ids stay unique while the tensors are alive
+        self.forward_ids: set[int] | None = None  # the forward pass, when it is known
 
     def visit(self, root: Tensor) -> None:
         """Add ``root`` and everything below it (iterative: deep graphs need no recursion)."""
@@ -120,7 +130,9 @@ class _Drawer:
 
     def _node(self, t: Tensor) -> str:
         fn = t.grad_fn
-        if fn is not None:
+        if fn is not None and self.forward_ids is not None and id(t) not in self.forward_ids:
+            kind, title = "backward_op", fn.name
+        elif fn is not None:
             kind, title = "op", fn.name
         elif t.requires_grad:
             kind, title = ("param", self.names[id(t)]) if id(t) in self.names else ("leaf", "leaf")
@@ -143,6 +155,24 @@ class _Drawer:
         ]
         lines = [*head, *self.nodes, *self._input_edges(), *self.edges, "}"]
         return "\n".join(lines) + "\n"
+
+
+_LEGEND = (
+    '  legend [label="blue: ops of the forward pass\\norange: ops recorded by the backward '
+    'pass (create_graph) and computed from them\\l", shape=plaintext, fontsize=10]'
+)
+
+
+def _graph_ids(roots: Sequence[Tensor]) -> set[int]:
+    """The ids of every tensor in the graphs below ``roots``."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        t = stack.pop()
+        if id(t) not in seen:
+            seen.add(id(t))
+            stack.extend(t.grad_fn.inputs if t.grad_fn is not None else ())
+    return seen
 
 
 def _constant_title(t: Tensor) -> str:
