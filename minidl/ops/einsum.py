@@ -11,6 +11,7 @@ from __future__ import annotations
 import string
 from typing import Any
 
+from minidl.backend import Array
 from minidl.tensor import Op, Tensor
 
 
@@ -75,13 +76,13 @@ class Einsum(Op):
     def __init__(self, equation: str) -> None:
         self.equation = equation
 
-    def forward(self, *xs: Any) -> Any:
+    def forward(self, *xs: Array) -> Array:
         self.subs, self.out = parse_equation(self.equation, [x.shape for x in xs])
         self.save_for_backward(*xs)
         spec = ",".join(self.subs) + "->" + self.out
         return self.xp.einsum(spec, *xs, optimize=len(xs) > 2)
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         xs = self.saved
         grads = []
         for i, x in enumerate(xs):
