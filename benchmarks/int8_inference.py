@@ -7,8 +7,9 @@ reference kernels, timed on one batch in one process, interleaved.
 Weights: the float model is trained for ``--train-steps`` Adam steps on Fashion-MNIST
 (so BatchNorm statistics and activation ranges are realistic), then quantized with
 ``quant.quantize_static`` (8 calibration batches of 256); the timed batch is the first
-``--batch`` test images. Without MINIDL_DATA, random images. ``--profile`` adds the time
-of each layer (median of ``--count`` calls) for the float and the int8 model.
+``--batch`` test images. Without MINIDL_DATA, random images. ``--profile`` adds the CPU
+time of each layer (median of ``--count`` calls) for the float and the int8 model. The
+folded float model is timed too: the int8 model has no BatchNorm layers either.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, rng.integers(0, 10, 4096), rng.random((1024, 1, 28, 28), dtype=np.float32)
 
 
-def models(train_steps: int, seed: int) -> tuple[nn.Module, nn.Module, np.ndarray]:
-    """(float32 model, static int8 model, training images) of quantize_cnn's CNN."""
+def models(train_steps: int, seed: int) -> tuple[nn.Module, nn.Module, nn.Module, np.ndarray]:
+    """(float32 model, the same with BatchNorm folded and ReLU fused, static int8 model,
+    test images) of quantize_cnn's CNN."""
     x, y, xt = data(seed)
     model = build_model(10)
     loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=seed)
@@ -50,7 +52,8 @@ def models(train_steps: int, seed: int) -> tuple[nn.Module, nn.Module, np.ndarra
     fit(model, nn.functional.cross_entropy, optimizer, limited, epochs=1, progress=False)
     calibration = DataLoader(TensorDataset(x, y), batch_size=256, generator=seed + 1)
     static_model = quant.quantize_static(model.eval(), calibration, max_batches=8)
-    return model, static_model, xt
+    fused = quant.fuse_modules(model, quant.fusable_chains(model))
+    return model, fused, static_model, xt
 
 
 class reference_kernels:
@@ -74,7 +77,8 @@ def forward(model: nn.Module, x: Tensor, reference: bool = False) -> Any:
 
 
 def layer_times(model: nn.Module, x: Tensor, count: int) -> list[tuple[str, float]]:
-    """(layer, median seconds) for each top-level layer of a Sequential (the int8 model's
+    """(layer, median process CPU seconds: steadier than wall time on a shared machine,
+    and equal to it with one thread) for each top-level layer of a Sequential (the int8 model's
     QuantWrapper unwrapped into quant, its layers, dequant)."""
     if isinstance(model, quant.QuantWrapper):
         inner = list(model.module.named_children())
@@ -86,9 +90,9 @@ def layer_times(model: nn.Module, x: Tensor, count: int) -> list[tuple[str, floa
         for name, layer in layers:
             times = []
             for _ in range(count + 2):
-                start = time.perf_counter()
+                start = time.process_time()
                 y = layer(x)
-                times.append(time.perf_counter() - start)
+                times.append(time.process_time() - start)
             out.append((f"{name} {type(layer).__name__}", statistics.median(times[2:])))
             x = y
     return out
@@ -107,28 +111,32 @@ def main() -> None:
     threads = timing.set_threads(args.threads)
     print(f"machine: {timing.machine_info()}")
     print(f"BLAS: {timing.blas_info()}; threads: {threads}")
-    float_model, int8_model, xt = models(args.train_steps, args.seed)
+    float_model, fused_model, int8_model, xt = models(args.train_steps, args.seed)
     x = Tensor(xt[: args.batch])
     steps = {
         "float32": lambda: forward(float_model, x),
+        "float32, BatchNorm folded": lambda: forward(fused_model, x),
         "int8 (float-BLAS kernels)": lambda: forward(int8_model, x),
         "int8 (integer reference)": lambda: forward(int8_model, x, reference=True),
     }
     same = np.array_equal(forward(int8_model, x).data, forward(int8_model, x, True).data)
     print(f"int8 outputs identical with both kernels: {same}")
     times = timing.time_interleaved(steps, args.warmup, args.count, block=5, pause=0.05)
-    base = statistics.median(timing.flat(times["float32"].wall))
-    for name, t in times.items():
-        wall = timing.flat(t.wall)
-        ratios = timing.paired_ratios(t.wall, times["float32"].wall)
-        print(
-            f"{name:>26}: {timing.Stats.of(wall).ms()} ms per batch of {args.batch}; "
-            f"/ float32: {statistics.median(wall) / base:.2f} (block-paired ratios: median "
-            f"{statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f})"
-        )
+    for clock in ("wall", "cpu"):
+        print(f"{clock} time (ms per batch of {args.batch}: median (IQR)) and ratio to float32:")
+        base = getattr(times["float32"], clock)
+        for name, t in times.items():
+            blocks = getattr(t, clock)
+            ratio = statistics.median(timing.flat(blocks)) / statistics.median(timing.flat(base))
+            paired = timing.paired_ratios(blocks, base)
+            print(
+                f"  {name:>26}: {timing.Stats.of(timing.flat(blocks)).ms()}; {ratio:.2f}x "
+                f"(block-paired: median {statistics.median(paired):.2f}, "
+                f"range {min(paired):.2f}-{max(paired):.2f})"
+            )
     if args.profile:
         for label, model in (("float32", float_model), ("int8", int8_model)):
-            print(f"per-layer median ms, {label}:")
+            print(f"per-layer median CPU ms, {label}:")
             for name, seconds in layer_times(model, x, args.count):
                 print(f"  {name:<40} {1000 * seconds:8.2f}")
 

@@ -229,5 +229,10 @@ def requantize(
 ) -> Any:
     """yq = clamp(round(acc * M) + zy, qmin, qmax) as ``storage`` ints (M broadcasts)."""
     xp = backend.get_array_module(acc)
-    y = xp.round(acc.astype(np.float32) * multiplier) + zero_point
-    return xp.clip(y, quant_min, quant_max).astype(storage)
+    y = acc.astype(np.float32)
+    # in place: one float32 buffer, in acc's memory order (a conv's is batch last)
+    y *= multiplier
+    xp.rint(y, out=y)
+    y += zero_point
+    xp.clip(y, quant_min, quant_max, out=y)
+    return y.astype(storage)

@@ -390,8 +390,10 @@ class QuantizedReLU(Module):
 class QuantizedPassThrough(Module):
     """A float module that moves, picks or averages values (pooling, flatten, dropout in
     evaluation, identity) applied to a QTensor with its scale and zero point kept:
-    yq = round(f(q - z)) + z. For max pooling and reshapes this is exact (f picks
-    integers); an average is rounded to the grid. A float input gets ``f`` itself."""
+    yq = round(f(q - z)) + z. A module that only picks or moves values (max pooling,
+    reshapes; ``PICKS``) commutes with the shift, so it runs on q itself: yq = f(q), exact;
+    identity and dropout in evaluation mode return x. An average is rounded to the grid. A
+    float input gets ``f`` itself."""
 
     def __init__(self, module: Module) -> None:
         super().__init__()
@@ -400,12 +402,22 @@ class QuantizedPassThrough(Module):
     def forward(self, x: Any) -> Any:
         if isinstance(x, Tensor):
             return self.module(x)
+        dropout = isinstance(self.module, (Dropout, Dropout1d, Dropout2d, Dropout3d))
+        if isinstance(self.module, Identity) or (dropout and not self.module.training):
+            return x
+        storage = x.dtype.storage
         with no_grad():
+            if isinstance(self.module, PICKS):
+                y = self.module(Tensor(x.data.astype(np.float32)))
+                return QTensor(y.data.astype(storage), x.scale, x.zero_point, x.dtype)
             y = self.module(Tensor((x.data.astype(np.int32) - x.zero_point).astype(np.float32)))
         xp = backend.get_array_module(y.data)
         q = xp.round(y.data) + x.zero_point
-        q = xp.clip(q, x.dtype.quant_min, x.dtype.quant_max).astype(x.dtype.storage)
+        q = xp.clip(q, x.dtype.quant_min, x.dtype.quant_max).astype(storage)
         return QTensor(q, x.scale, x.zero_point, x.dtype)
+
+
+PICKS = (MaxPool1d, MaxPool2d, MaxPool3d, Flatten, Unflatten)
 
 
 PASS_THROUGH = (

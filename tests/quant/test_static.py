@@ -30,11 +30,13 @@ from minidl.quant import (
     fuse_conv_bn_eval,
     fuse_linear_bn_eval,
     fuse_modules,
+    integer,
     prepare,
     prepare_qat,
     quantize_per_tensor,
     quantize_static,
     quint8,
+    static,
 )
 
 
@@ -195,3 +197,23 @@ def test_errors_name_the_problem():
     qlayer = convert(prepared).module[0]
     with pytest.raises(TypeError, match="expected a per-tensor QTensor"):
         qlayer(md.randn(4, 3))
+
+
+def test_pass_through_of_identity_and_evaluation_dropout_is_free():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    q = quantize_per_tensor(md.tensor(x), 0.02, 100, quint8)
+    assert QuantizedPassThrough(nn.Identity())(q) is q
+    assert QuantizedPassThrough(nn.Dropout(0.5).eval())(q) is q
+    padded = QuantizedPassThrough(nn.MaxPool2d(3, 2, padding=1))(q)  # picks, never the pad
+    expected = nn.MaxPool2d(3, 2, padding=1)(q.dequantize()).numpy()
+    np.testing.assert_array_equal(padded.dequantize().numpy(), expected)
+
+
+def test_integer_model_is_identical_with_the_plain_integer_kernels(monkeypatch):
+    md.manual_seed(0)
+    x = md.randn(8, 1, 8, 8)
+    qmodel = quantize_static(_ready(_cnn(), x), [x])
+    fast = qmodel(x).numpy()
+    monkeypatch.setattr(static, "conv_int32", integer.conv_int32_reference)
+    monkeypatch.setattr(static, "linear_int32", integer.linear_int32_reference)
+    np.testing.assert_array_equal(qmodel(x).numpy(), fast)
