@@ -99,6 +99,34 @@ def dcgan_generator(nn: ModuleType) -> Any:
     )
 
 
+def wgan_critic(nn: ModuleType) -> Any:
+    """W6: a small conv critic, images (64, 1, 28, 28) -> (64, 16, 14, 14) -> (64, 32, 7, 7)
+    -> one score per image."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Conv2d(16, 32, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 1),
+    )
+
+
+class CriticLoss:
+    """W6's loss, the WGAN-GP critic's: mean D(fake) - mean D(real) + 10 mean (||g|| - 1)^2
+    with g = grad_x D(x) at x_hat = eps real + (1 - eps) fake, taken with create_graph=True
+    so that the penalty's backward runs through the gradient (second order)."""
+
+    def __init__(self, lib: ModuleType, eps: np.ndarray) -> None:
+        self.lib, self.eps = lib, lib.from_numpy(eps)
+
+    def __call__(self, model: Any, real: Any, fake: Any) -> Any:
+        x_hat = (self.eps * real + (1 - self.eps) * fake).detach().requires_grad_(True)
+        (g,) = self.lib.autograd.grad(model(x_hat).sum(), x_hat, create_graph=True)
+        norm = ((g * g).reshape(len(g), -1).sum(1) + 1e-12).sqrt()
+        return model(fake).mean() - model(real).mean() + 10 * ((norm - 1) ** 2).mean()
+
+
 # --------------------------------------------------------------------- batches
 def _images(shape: tuple[int, ...]) -> Callable[[np.random.Generator], np.ndarray]:
     return lambda rng: rng.standard_normal(shape, dtype=np.float32)
@@ -160,6 +188,10 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "W5", "DCGAN generator 100 -> 1x28x28, batch 64", dcgan_generator,
             _images((64, 100)), _target_images, "MSELoss", goal=1.5,
+        ),
+        Workload(
+            "W6", "WGAN-GP critic step (gradient penalty, double backward), batch 64",
+            wgan_critic, _target_images, _target_images, "CriticLoss", goal=1.5,
         ),
     )
 }  # fmt: skip
@@ -226,21 +258,31 @@ class TrainingStep:
         model.train()
         optimizer = engine.lib.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
         x, y = workload.batch()
-        loss_fn = getattr(engine.lib.nn, workload.loss)()
+        if workload.loss == "CriticLoss":
+            eps = np.random.default_rng(1).uniform(size=(len(x), 1, 1, 1)).astype(np.float32)
+            loss_fn = CriticLoss(engine.lib, eps)
+        else:
+            loss_fn = getattr(engine.lib.nn, workload.loss)()
         return cls(engine, model, optimizer, loss_fn, engine.tensor(x), engine.tensor(y))
 
     def step(self) -> None:
         """One training step: forward, loss, backward, optimizer update."""
         self.optimizer.zero_grad()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        loss.backward()
+        self.loss().backward()
         self.optimizer.step()
+
+    def loss(self) -> Any:
+        if isinstance(self.loss_fn, CriticLoss):
+            return self.loss_fn(self.model, self.x, self.y)
+        return self.loss_fn(self.model(self.x), self.y)
 
     def eval_loss(self) -> float:
         """The loss in eval mode (no dropout; BatchNorm on running statistics), no update."""
         self.model.eval()
         try:
+            if isinstance(self.loss_fn, CriticLoss):  # needs a graph for its gradient
+                return float(self.loss().item())
             with self.engine.lib.no_grad():
-                return float(self.loss_fn(self.model(self.x), self.y).item())
+                return float(self.loss().item())
         finally:
             self.model.train()

@@ -39,7 +39,7 @@ class Halved(Op):
         return dy * x
 
 
-TEST_ONLY = {"TransposedGrad", "Halved"}
+TEST_ONLY = {"TransposedGrad", "Halved", "NoDouble"}
 
 
 def test_gradcheck_catches_a_missing_transpose():
@@ -87,6 +87,37 @@ def test_every_op_has_a_registered_gradcheck_case():
         covered.update(case.check(raise_on_failure=False).ops)
     missing = _function_classes() - covered
     assert not missing, f"ops without a gradcheck case: {sorted(missing)}"
+
+
+def test_every_registered_case_passes_second_order():
+    """gradgradcheck of every case: create_graph works through every op and layer (an op
+    without a double backward fails here with its name, it is never skipped)."""
+    results = {n: c.check(raise_on_failure=False, order=2) for n, c in all_cases().items()}
+    failures = {
+        n: r.error or f"max abs err {r.max_abs_err:.2g}" for n, r in results.items() if not r
+    }
+    assert not failures
+
+
+def test_a_missing_double_backward_fails_the_second_order_report(capsys):
+    from minidl.gradient_check import registry
+
+    class NoDouble(Op):
+        double_backward = False
+
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, dy):
+            return dy * 2
+
+    register("no double backward (on purpose)", lambda a: NoDouble()(a), normal((3,)))
+    try:
+        assert main(["--op", "on purpose", "--order", "1"]) == 0
+        assert main(["--op", "on purpose"]) == 1
+        assert "NoDouble: create_graph=True needs" in capsys.readouterr().out
+    finally:
+        del registry.CASES["no double backward (on purpose)"]
 
 
 def test_every_registered_case_passes():

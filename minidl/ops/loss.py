@@ -213,8 +213,8 @@ class KLDiv(Op):
     def reference(self, x: Tensor, target: Tensor) -> Tensor:
         if self.log_target:
             return target.exp() * (target - x)
-        positive = Tensor(target.data > 0)
-        return target * (Where()(positive, target, 1.0).log() - x)
+        positive, ones = Tensor(target.data > 0), Tensor(self.xp.ones_like(target.data))
+        return target * (Where()(positive, target, ones).log() - x)
 
 
 class GaussianKL(Op):
