@@ -10,8 +10,9 @@ drawn graph and a trace of the ops, each used on a real problem.
 2. The curvature of a network's loss. For an MLP trained on MNIST the Hessian has 25,450^2
    entries, too many to form, but a Hessian-vector product H v costs about two backward
    passes. Power iteration v <- H v / ||H v|| finds the top eigenvalue (the sharpest
-   direction); H v is checked against finite differences of the gradient, and the
-   eigenvalue of the last layer's block against the explicit block's eigvalsh. The top
+   direction); H v is checked against finite differences of the gradient and against
+   ``minidl.autograd.functional.hvp``, and the eigenvalue of the last layer's block
+   against the explicit block's eigvalsh. The top
    eigenvalue says which learning rates gradient descent can use: lr < 2 / lambda_max.
 3. The graph. A two-layer MLP's loss drawn as boxes and arrows, then the graph of the
    gradient-norm penalty ||dL/dW||^2: the backward pass recorded as ops of its own.
@@ -28,6 +29,7 @@ import numpy as np
 
 import minidl as md
 from minidl import autograd, nn, optim
+from minidl.autograd import functional
 from minidl.nn import functional as F
 from minidl.viz import draw_graph, graphviz_dot, line_plot, pyplot, render_graph, save_figure
 from projects import _mnist
@@ -115,9 +117,11 @@ def check_second_derivatives() -> dict[str, float]:
     p = np.array([-1.2, 1.0])
     _, h2 = gradient_and_hessian(rosenbrock, md.tensor(p))
     exact = np.array([[2 - 400 * (p[1] - 3 * p[0] ** 2), -400 * p[0]], [-400 * p[0], 200.0]])
+    library = functional.hessian(rosenbrock, md.tensor(p)).numpy()  # PyTorch's signature
     return {
         "exp_hessian_abs_err": float(abs(h1[0, 0] - np.exp(x[0]))),
         "rosenbrock_hessian_abs_err": float(np.abs(h2 - exact).max()),
+        "rosenbrock_functional_hessian_abs_err": float(np.abs(library - exact).max()),
     }
 
 
@@ -216,6 +220,16 @@ def hvp_vs_finite_differences(
     return diff / max(float(np.abs(h.numpy()).max()) for h in hv)
 
 
+def hvp_vs_functional(
+    loss: Callable, params: tuple[md.Tensor, ...], v: tuple[md.Tensor, ...]
+) -> float:
+    """The two backward passes above against ``minidl.autograd.functional.hvp`` (PyTorch's
+    ``torch.autograd.functional.hvp``): the same numbers, up to rounding."""
+    _, library = functional.hvp(loss, params, v)
+    ours = hvp(loss, params, v)
+    return max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(ours, library))
+
+
 def last_layer_check(
     loss: Callable, params: tuple[md.Tensor, ...], iterations: int, seed: int, weight: bool
 ) -> dict[str, float]:
@@ -271,6 +285,7 @@ def curvature(ctx: RunContext, data: _mnist.Splits) -> dict[str, Any]:
             "top_eigenvalue": top,
             "stable_lr_bound_2_over_lambda": 2 / top,
             "hvp_vs_finite_differences_rel_err": hvp_vs_finite_differences(loss, params, v),
+            "hvp_vs_functional_hvp_max_abs_diff": hvp_vs_functional(loss, params, v),
             "last_layer_block": last_layer_check(
                 loss, params, iterations, ctx.seed, weight=not ctx.quick
             ),

@@ -90,6 +90,7 @@ def test_quick_run_writes_metrics_graphs_trace_and_figures(tmp_path):
     for stage in ("init", "trained"):
         assert curvature[stage]["top_eigenvalue"] > 0
         assert curvature[stage]["hvp_vs_finite_differences_rel_err"] < 1e-5
+        assert curvature[stage]["hvp_vs_functional_hvp_max_abs_diff"] < 1e-12
         block = curvature[stage]["last_layer_block"]
         assert block["symmetry_abs_err"] < 1e-10
     assert (tmp_path / "mlp.dot").read_text().startswith("digraph")
