@@ -121,3 +121,34 @@ def test_views_allocate_nothing_and_new_arrays_count_their_bytes():
         ("Mul", 4 * 6 * 4),  # its output; what it saves are its inputs
         ("Sum", 4),
     ]
+
+
+def test_ops_run_by_a_create_graph_backward_are_marked_and_counted_once():
+    x = md.randn(4, requires_grad=True)
+    with trace() as tr:
+        (g,) = md.autograd.grad(x.tanh().sum(), x, create_graph=True)
+    inside = [r for r in tr.records if r.during]
+    assert inside and {r.during for r in inside} <= {"backward of Tanh", "backward of Sum"}
+    assert any(r.op == "Mul" and r.during == "backward of Tanh" for r in inside)
+    tanh_backward = next(r for r in tr.records if r.phase == "backward" and r.op == "Tanh")
+    assert tanh_backward.stats["grad_input 0"][1] == pytest.approx(float(g.mean().item()))
+    assert tr.op_seconds() == pytest.approx(sum(r.seconds for r in tr.records if not r.during))
+    assert "(backward of Tanh)" in tr.table()
+
+
+def test_custom_functions_are_traced():
+    class Square(md.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad
+
+    x = md.randn(3, requires_grad=True)
+    with trace() as tr:
+        Square.apply(x).sum().backward()
+    assert [(r.phase, r.op) for r in tr.records if "Square" in r.op]
