@@ -648,10 +648,45 @@ def norm(
 # --------------------------------------------------------------------- linear algebra
 def einsum(equation: str, *operands: Any) -> Tensor:
     """Einstein summation as ``torch.einsum("ij,jk->ik", a, b)`` (operands may also come
-    as one list); ``...`` broadcasts, letters seen once form the implicit output."""
+    as one list); ``...`` broadcasts, letters seen once form the implicit output. A letter
+    repeated within one operand takes its diagonal ("ii->i", the trace "ii")."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
+    equation, operands = _einsum_diagonals(equation.replace(" ", ""), list(operands))
     return einsum_op.Einsum(equation)(*operands)
+
+
+def _einsum_diagonals(equation: str, operands: list[Tensor]) -> tuple[str, list[Tensor]]:
+    """The equation and operands with every repeated letter of an operand replaced by the
+    diagonal along those dims (a GetItem, so gradients flow back onto the diagonal)."""
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if all(len(set(t)) == len(t) for t in terms if "..." not in t):
+        return equation, operands
+    if not arrow:  # the implicit output, counted before the diagonals merge letters
+        rhs = "".join(sorted(c for c in set(lhs) if c.isalpha() and lhs.count(c) == 1))
+    for k, (term, x) in enumerate(zip(terms, operands)):
+        if "..." not in term and len(set(term)) != len(term):
+            terms[k], operands[k] = _diagonal_of(term, x, equation)
+    return ",".join(terms) + "->" + rhs, operands
+
+
+def _diagonal_of(term: str, x: Tensor, equation: str) -> tuple[str, Tensor]:
+    letters = list(term)
+    while len(set(letters)) != len(letters):
+        dup = next(c for c in letters if letters.count(c) > 1)
+        a, b = [i for i, c in enumerate(letters) if c == dup][:2]
+        if x.shape[a] != x.shape[b]:
+            raise ValueError(
+                f"einsum: letter {dup!r} of {equation!r} has sizes {x.shape[a]} and "
+                f"{x.shape[b]} in one operand of shape {x.shape}"
+            )
+        rest = [i for i in range(len(letters)) if i not in (a, b)]
+        x = x.permute(*rest, a, b)
+        step = Tensor(backend.get_array_module(x.data).arange(x.shape[-1]))
+        x = x[(Ellipsis, step, step)]
+        letters = [letters[i] for i in rest] + [dup]
+    return "".join(letters), x
 
 
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:

@@ -104,6 +104,11 @@ register(
     normal((2, 3), (3, 4), (4,)),
 )
 register(
+    "einsum diagonal and trace",
+    lambda a, b: md.einsum("bii->bi", a).sum(0) * md.einsum("jj", b),
+    normal((2, 3, 3), (4, 4)),
+)
+register(
     "bmm baddbmm",
     lambda i, a, b: md.baddbmm(i, a, b, beta=0.5, alpha=2.0),
     normal((2, 3, 2), (2, 3, 4), (2, 4, 2)),

@@ -41,7 +41,8 @@ def parse_equation(equation: str, shapes: list[tuple[int, ...]]) -> tuple[list[s
             )
         if len(set(term)) != len(term):
             raise ValueError(
-                f"einsum: repeated letters within one operand ({term!r}) are not supported"
+                f"einsum: the op takes no repeated letter within one operand ({term!r}); "
+                "minidl.einsum takes those diagonals first"
             )
         subs.append(term)
     if arrow:
@@ -108,4 +109,5 @@ class Einsum(Op):
         for axis, n in enumerate(shape):
             if n == 1 and expanded.shape[axis] != 1:
                 expanded = expanded.sum(axis=axis, keepdims=True)
-        return self.xp.ascontiguousarray(self.xp.broadcast_to(expanded, shape))
+        out = self.xp.broadcast_to(expanded, shape)
+        return out if isinstance(out, Tensor) else out.copy()  # a view is read-only

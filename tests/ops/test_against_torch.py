@@ -142,6 +142,13 @@ CASES = {
         ),
         X,
     ),
+    "einsum diagonal trace": (
+        lambda f, x, m: (
+            m.einsum("ii->i", x[:5]) * m.einsum("ii", x[1:])
+            + m.einsum("iij,j->i", x[:5, None, :].expand(5, 5, 5), x[0])
+        ),
+        X,
+    ),
     "diag tril triu lerp": (
         lambda f, x, m: (
             m.diag(m.diag(x, -1)).sum(0)

@@ -20,6 +20,7 @@ CASES = [
     "sort descending", "topk", "prod dim with a zero", "prod all", "cumsum",
     "cumprod with zeros", "norm 2 dim", "norm 3 keepdim", "norm inf, 1", "normalize",
     "einsum batched matmul", "einsum sum, implicit output", "einsum ellipsis three operands",
+    "einsum diagonal and trace",
     "bmm baddbmm", "outer", "diag both ways", "tril triu", "clamp tensor bounds",
     "hardtanh relu6", "hardswish hardsigmoid", "silu selu celu mish",
     "softsign tanhshrink logsigmoid", "prelu per channel", "glu",
