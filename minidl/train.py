@@ -457,7 +457,7 @@ class Trainer:
         every rank (no shared file system needed), whatever the number of ranks that
         wrote it: the state is that of the whole run, not of one rank."""
         from minidl.distributed.training import unwrap
-        from minidl.serialization import load
+        from minidl.serialization import SerializationError, load
 
         if self.comm is None:
             state = load(path)
@@ -466,8 +466,8 @@ class Trainer:
                 data = self.comm.broadcast_object(f.read() if self.is_main else None)
             state = load(io.BytesIO(data))
         missing = _CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else _CHECKPOINT_KEYS
-        if missing:
-            raise ValueError(
+        if missing:  # a minidl file, but not a checkpoint (a bare state dict, say)
+            raise SerializationError(
                 f"{os.fspath(path)} is not a training checkpoint of this minidl: it lacks "
                 f"{sorted(missing)}"
             )

@@ -289,3 +289,25 @@ def test_evaluate_accuracy_does_not_need_scikit_learn(monkeypatch):
     scores, targets = md.train.predict(model, val)
     got = evaluate(model, val)["accuracy"]
     assert got == np.mean(scores.argmax(1) == targets) and got > 0.9
+
+
+def test_resume_from_a_file_that_is_not_a_checkpoint_names_it(tmp_path):
+    from minidl.serialization import SerializationError
+
+    model, opt, _, loader, _ = _setup()
+    state_dict_only = tmp_path / "weights.mdl"
+    md.save(model.state_dict(), state_dict_only)
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    for path in (state_dict_only, damaged):
+        with pytest.raises(SerializationError, match=path.name):
+            fit(
+                model,
+                nn.functional.cross_entropy,
+                opt,
+                loader,
+                1,
+                checkpoint=path,
+                resume=True,
+                progress=False,
+            )
