@@ -1,8 +1,20 @@
 """Evaluation metrics on NumPy arrays or tensors (outside the graph): image quality
 (``psnr``) and binary detection scores over anomaly scores (scikit-learn's metrics, with the
-threshold choice written out)."""
+threshold choice written out), and the Fréchet distance between the features of real and
+generated images (``minidl.metrics.fid.fid``, with a feature network trained on the domain)."""
 
 from .detection import best_f1_threshold, detection_report
+
+# minidl.metrics.fid stays the module (the issue's name for it): its function is fid.fid
+from .fid import FID, FeatureNet, feature_network, frechet_distance
 from .image import psnr
 
-__all__ = ["best_f1_threshold", "detection_report", "psnr"]
+__all__ = [
+    "FID",
+    "FeatureNet",
+    "best_f1_threshold",
+    "detection_report",
+    "feature_network",
+    "frechet_distance",
+    "psnr",
+]
