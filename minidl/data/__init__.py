@@ -21,6 +21,7 @@ from .dataset import (
 from .distributed import DistributedSampler
 from .imagefolder import ImageFolder, decode_image
 from .imdb import load_imdb, load_movie_reviews, read_text_classes
+from .keras_imdb import load_keras_imdb, load_keras_imdb_word_index
 from .loader import DataLoader, default_collate
 from .medmnist import load_medmnist
 from .mnist import load_fashion_mnist, load_mnist, parse_idx, read_idx
@@ -109,6 +110,8 @@ __all__ = [
     "load_fashion_mnist",
     "load_fsdd",
     "load_imdb",
+    "load_keras_imdb",
+    "load_keras_imdb_word_index",
     "load_medmnist",
     "load_mnist",
     "load_movie_reviews",
