@@ -169,8 +169,11 @@ def conv_simple(x: Tensor, w: Tensor, b: Tensor | None, win: Windows, groups: in
     ``Conv`` computes the same faster; under create_graph the engine differentiates this."""
     cols = Im2Col(win, x.shape[2:])(x)  # (C_in, *k, *O, N)
     c_out, positions = w.shape[0], math.prod(cols.shape[1 + len(win.kernel) :])
-    cols = cols.reshape(groups, -1, positions)  # (g, C_in/g * prod(k), prod(O) * N)
-    y = w.reshape(groups, c_out // groups, -1) @ cols  # (g, C_out/g, prod(O) * N)
+    if groups == 1:  # plain matrices: NumPy's batched matmul of strided views is slow
+        y = w.reshape(c_out, -1) @ cols.reshape(-1, positions)
+    else:
+        cols = cols.reshape(groups, -1, positions)  # (g, C_in/g * prod(k), prod(O) * N)
+        y = w.reshape(groups, c_out // groups, -1) @ cols  # (g, C_out/g, prod(O) * N)
     y = y.reshape(c_out, *win.out, x.shape[0])
     y = y.permute(len(win.out) + 1, *range(len(win.out) + 1))  # (N, C_out, *O)
     return y if b is None else y + b.reshape(-1, *(1,) * len(win.out))
@@ -184,7 +187,9 @@ def conv_transpose_simple(
     dims, n = len(win.kernel), x.shape[0]
     rows = x.permute(*range(1, dims + 2), 0).reshape(groups, x.shape[1] // groups, -1)
     wg = w.reshape(groups, w.shape[0] // groups, -1)  # (g, C_in/g, C_out/g * prod(k))
-    cols = wg.swapaxes(1, 2) @ rows  # (g, C_out/g * prod(k), prod(S) * N)
+    # (g, C_out/g * prod(k), prod(S) * N); plain matrices for one group (NumPy's batched
+    # matmul of strided views is slow)
+    cols = wg[0].T @ rows[0] if groups == 1 else wg.swapaxes(1, 2) @ rows
     cols = cols.reshape(w.shape[1] * groups, *win.kernel, *x.shape[2:], n)
     y = Col2Im(win, size)(cols)
     return y if b is None else y + b.reshape(-1, *(1,) * dims)
