@@ -156,3 +156,39 @@ def test_word_index(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "WORD_INDEX_MD5", hashlib.md5(path.read_bytes()).hexdigest())
     with pytest.raises(DataCorruptError, match=r"imdb_word_index\.json: expected an object"):
         load_keras_imdb_word_index(root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_words": 40, "skip_top": 5},
+        {"maxlen": 12, "seed": 7},
+        {"num_words": 30, "oov_char": None},
+        {"start_char": None, "index_from": 0},
+    ],
+)
+def test_same_as_keras_load_data(tmp_path, monkeypatch, options):
+    """keras.datasets.imdb.load_data on the same file (Keras reads it with allow_pickle=True;
+    its download is replaced by the fixture's path). Skipped where Keras is not installed."""
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "torch"))
+    pytest.importorskip("keras")
+    from keras.src.datasets import imdb as keras_imdb
+
+    rng = np.random.default_rng(0)
+    x = {s: [rng.integers(1, 60, rng.integers(1, 20)).tolist() for _ in range(n)] for s, n in
+         (("train", 30), ("test", 20))}  # fmt: skip
+    path = write_imdb(
+        tmp_path,
+        monkeypatch,
+        x_train=objects(x["train"]),
+        y_train=rng.integers(0, 2, 30),
+        x_test=objects(x["test"]),
+        y_test=rng.integers(0, 2, 20),
+    )
+    monkeypatch.setattr(keras_imdb, "get_file", lambda **kwargs: str(path))
+    (x_train, y_train), (x_test, y_test) = keras_imdb.load_data(**options)
+    for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
+        ours = load_keras_imdb(split, root=tmp_path, **options)
+        assert [s.tolist() for s in ours.data] == [list(map(int, s)) for s in xs]
+        assert ours.targets.tolist() == np.asarray(ys).tolist()
