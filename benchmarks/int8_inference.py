@@ -3,6 +3,7 @@ exact float-BLAS integer kernels, and the same int8 model with the plain integer
 reference kernels, timed on one batch in one process, interleaved.
 
     python -m benchmarks.int8_inference [--batch 256] [--count 60] [--threads N] [--profile]
+                                        [--no-reference]
 
 Weights: the float model is trained for ``--train-steps`` Adam steps on Fashion-MNIST
 (so BatchNorm statistics and activation ranges are realistic), then quantized with
@@ -107,6 +108,9 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the (slow) integer reference kernels"
+    )
     args = parser.parse_args()
     threads = timing.set_threads(args.threads)
     print(f"machine: {timing.machine_info()}")
@@ -117,8 +121,9 @@ def main() -> None:
         "float32": lambda: forward(float_model, x),
         "float32, BatchNorm folded": lambda: forward(fused_model, x),
         "int8 (float-BLAS kernels)": lambda: forward(int8_model, x),
-        "int8 (integer reference)": lambda: forward(int8_model, x, reference=True),
     }
+    if not args.no_reference:
+        steps["int8 (integer reference)"] = lambda: forward(int8_model, x, reference=True)
     same = np.array_equal(forward(int8_model, x).data, forward(int8_model, x, True).data)
     print(f"int8 outputs identical with both kernels: {same}")
     times = timing.time_interleaved(steps, args.warmup, args.count, block=5, pause=0.05)

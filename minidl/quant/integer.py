@@ -27,10 +27,13 @@ P = span_x * span_w (<= 255 * 255); a partial sum of c such products is an integ
 magnitude at most c * P, and float32 holds every integer up to 2^24 exactly. So with
 c = floor(2^24 / P) (258 for two 8-bit spans of 255, 514 for uint8 x symmetric int8),
 a float32 product over any c columns of K is exact whatever order BLAS adds in (FMA
-included): each intermediate is an integer below 2^24. The K axis is cut into chunks of
-c, each chunk's float32 product converted to int32 and the chunks added in int32. Where
-P is too large for useful float32 chunks (wider integer inputs), float64 (exact to 2^53)
-does the same; beyond that, the integer reference. ``linear_int32_reference`` and
+included): each intermediate is an integer below 2^24. So K <= c takes one float32 BLAS
+product; a longer K takes one float64 product (exact while K * P <= 2^53: any practical
+K), converted to int32. (Cutting K into float32 chunks of c and adding the chunk sums in
+int32 is also exact and a little faster on one thread, but each chunk is a BLAS call, and
+with two BLAS threads on a loaded machine four chunks of quantize_cnn's Linear took 3x the
+CPU time of one float64 call; ``exact_matmul`` still chunks where even float64 cannot hold
+K * P.) Beyond that, the integer reference. ``linear_int32_reference`` and
 ``conv_int32_reference`` are the plain integer versions, and the tests require the two
 to give identical accumulators.
 """
@@ -50,7 +53,6 @@ from minidl.ops.im2col import Windows, batch_first, im2col, windows
 INT32_LIMIT = 2**31 - 1
 FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2^24 is a float32
 FLOAT64_EXACT = 2**53
-MIN_CHUNK = 64  # shorter float32 chunks cost more in conversions than float64 BLAS
 
 
 def check_accumulator(op: str, terms: int, x_span: int, w_span: int) -> None:
@@ -130,11 +132,11 @@ def span(dtype: Any, zero_point: int) -> int:
 def exact_plan(terms: int, product_bound: int) -> tuple[Any, int] | None:
     """(float dtype, chunk) such that any ``chunk`` products of magnitude at most
     ``product_bound`` add up exactly in that dtype's BLAS, or None if no float dtype can
-    hold them (use the integer reference): float32 while its chunks are long enough to
-    pay (all of ``terms``, or at least MIN_CHUNK), else float64."""
+    hold them (use the integer reference): float32 if one chunk holds all ``terms`` (one
+    BLAS call), else float64 (one call for any practical ``terms``; see the module doc)."""
     bound = max(product_bound, 1)
     chunk = FLOAT32_EXACT // bound
-    if chunk >= min(terms, MIN_CHUNK):
+    if chunk >= terms:
         return np.float32, chunk
     chunk = FLOAT64_EXACT // bound
     return (np.float64, chunk) if chunk >= 1 else None

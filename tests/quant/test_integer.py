@@ -22,6 +22,7 @@ from minidl.quant.integer import (
     check_accumulator,
     conv_int32,
     conv_int32_reference,
+    exact_matmul,
     exact_plan,
     linear_int32,
     linear_int32_reference,
@@ -128,18 +129,28 @@ def _linear_both(xq: np.ndarray, zx: int, wq: np.ndarray, zw) -> None:
     np.testing.assert_array_equal(backend.to_numpy(fast), exact)
 
 
-def test_exact_plan_chunks_stay_within_the_float32_integers():
+def test_exact_plan_chunks_stay_within_the_float_integers():
     for bound in (1, 127 * 128, 255 * 128, 255 * 255):
-        dtype, chunk = exact_plan(10**6, bound)
-        assert dtype == np.float32
-        assert chunk * bound <= FLOAT32_EXACT < (chunk + 1) * bound
-    assert exact_plan(500, 255 * 128)[1] == 514  # uint8 x symmetric int8
-    assert exact_plan(500, 255 * 255)[1] == 258  # both spans 255
-    # 16-bit inputs: float32 chunks would be too short, float64 holds them
-    assert exact_plan(10_000, 65535 * 255)[0] == np.float64
+        chunk = FLOAT32_EXACT // bound
+        assert exact_plan(chunk, bound) == (np.float32, chunk)  # one float32 product
+        assert (chunk + 1) * bound > FLOAT32_EXACT
+        dtype, chunk64 = exact_plan(chunk + 1, bound)  # one float64 product
+        assert dtype == np.float64 and chunk64 * bound <= 2**53 < (chunk64 + 1) * bound
+    assert exact_plan(514, 255 * 128)[0] == np.float32  # uint8 x symmetric int8
+    assert exact_plan(259, 255 * 255)[0] == np.float64  # both spans 255
     assert exact_plan(10, 2**60) is None  # nothing exact: the integer reference
     assert span(np.uint8, 0) == 255 and span(np.uint8, 200) == 200
     assert span(np.int8, 0) == 128 and span(np.int8, -128) == 255
+
+
+def test_exact_matmul_in_chunks_adds_exact_chunk_sums():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-255, 256, (4, 1000))
+    b = rng.integers(-255, 256, (1000, 3))
+    for chunk in (1, 7, 100, 258):  # 258 * 255 * 255 <= 2^24: every chunk sum exact
+        acc = exact_matmul(np, a.astype(np.float32), b.astype(np.float32), chunk)
+        assert acc.dtype == np.int32
+        np.testing.assert_array_equal(acc, a @ b)
 
 
 @given(
@@ -170,7 +181,8 @@ def test_fast_linear_accumulator_is_identical_to_the_integer_reference(
 )
 def test_fast_linear_extremes_across_the_chunk_bound(x_value, zx, w_value, zw, chunk):
     dtype = np.uint8 if x_value > 127 or zx > 127 else np.int8
-    assert exact_plan(10**6, span(dtype, zx) * abs(w_value - zw))[1] == chunk
+    bound = span(dtype, zx) * abs(w_value - zw)
+    assert exact_plan(chunk, bound)[0] == np.float32 != exact_plan(chunk + 1, bound)[0]
     for k in (chunk - 1, chunk, chunk + 1, 3 * chunk + 7):
         xq = np.full((3, k), x_value, dtype)
         wq = np.full((2, k), w_value, np.int8)
