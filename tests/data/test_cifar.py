@@ -210,3 +210,33 @@ def test_a_cache_is_verified_when_read(image_archive):
     load_cifar10("train", root=root)
     with np.load(cache) as npz:
         assert str(npz["__source_sha256"]) != recorded
+
+
+def test_cifar100_archive_is_read_without_unpacking_and_bad_labels_are_reported(
+    tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "tree" / "cifar-100-python"
+    dump(folder / "train", batch(rng, 2, fine_labels=[0, 99], coarse_labels=[0, 19]))
+    dump(folder / "test", batch(rng, 1, fine_labels=[100], coarse_labels=[20]))  # out of range
+    names = {
+        b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+        b"coarse_label_names": [f"c{i}".encode() for i in range(20)],
+    }
+    dump(folder / "meta", names)
+    archive = tmp_path / "cifar100" / "cifar-100-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-100-python")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    monkeypatch.setattr(cifar, "_CIFAR100", cifar._CIFAR100._replace(sha256=digest))
+    coarse = load_cifar100("train", root=tmp_path, label_mode="coarse")
+    assert coarse.targets.tolist() == [0, 19] and coarse.data.shape == (2, 32, 32, 3)
+    assert os.listdir(tmp_path / "cifar100") == ["cifar-100-python.tar.gz"]  # nothing unpacked
+    for mode, top in (("fine", 99), ("coarse", 19)):
+        with pytest.raises(
+            DataCorruptError, match=rf"cifar-100-python\.tar\.gz: labels .*0\.\.{top}"
+        ):
+            load_cifar100("test", root=tmp_path, label_mode=mode)
+    with pytest.raises(ValueError, match="label_mode must be 'fine' or 'coarse'"):
+        load_cifar100(root=tmp_path, label_mode="both")
