@@ -1,7 +1,8 @@
 """minidl.metrics.fid: the Fréchet distance against its closed form for commuting
-covariances; FID(real, real) small against FID(real, noised); FID growing monotonically as
-images are blurred or noised (the sanity check of Heusel et al.), on fixed random conv
-features and small N so that it runs in seconds; the feature network's checksummed cache."""
+covariances and against an eigenvalue form of its trace term for any covariances;
+FID(real, real) small against FID(real, noised); FID growing monotonically as images are
+blurred or noised (the sanity check of Heusel et al.), on fixed random conv features and
+small N so that it runs in seconds; the feature network's checksummed cache."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def test_closed_form_for_commuting_covariances(seed, d):
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum()
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-7, abs=1e-8)
     assert frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-7, abs=1e-8)
+
+
+@given(seeds, st.integers(1, 10))
+def test_trace_term_against_eigenvalues_for_any_covariances(seed, d):
+    """For PSD S1, S2 (not commuting): S1 S2 is similar to S1^(1/2) S2 S1^(1/2), which is
+    symmetric PSD, so Tr((S1 S2)^(1/2)) = sum of the square roots of its eigenvalues."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+    s1, s2 = a @ a.T + 0.1 * np.eye(d), b @ b.T + 0.1 * np.eye(d)
+    w, v = np.linalg.eigh(s1)
+    root1 = v @ np.diag(np.sqrt(w)) @ v.T
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_root
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
 def test_one_dimensional_gaussians_and_identity():
