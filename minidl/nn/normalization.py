@@ -18,15 +18,10 @@ from minidl.tensor import Tensor, int64, resolve_dtype
 from minidl.tensor_functions import ones, tensor, zeros
 
 
-class _BatchNorm(Module):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel (dim 1).
-
-    x: (N, C, *) with C = num_features. weight starts at 1, bias at 0. ``momentum`` is the
-    weight of the new batch in the running estimates; ``None`` gives their cumulative
-    average. Without ``track_running_stats`` the batch statistics are used in both modes.
-    """
-
-    expected_dims: tuple[int, ...] = ()
+class _NormBase(Module):
+    """What batch and instance normalisation share: the affine ``weight`` (starts at 1) and
+    ``bias`` (at 0), and with ``track_running_stats`` the buffers ``running_mean``,
+    ``running_var`` and ``num_batches_tracked``, under PyTorch's names and order."""
 
     def __init__(
         self,
@@ -70,6 +65,17 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
         if self.bias is not None:
             init.zeros_(self.bias)
+
+
+class _BatchNorm(_NormBase):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel (dim 1).
+
+    x: (N, C, *) with C = num_features. weight starts at 1, bias at 0. ``momentum`` is the
+    weight of the new batch in the running estimates; ``None`` gives their cumulative
+    average. Without ``track_running_stats`` the batch statistics are used in both modes.
+    """
+
+    expected_dims: tuple[int, ...] = ()
 
     def _check_input_dim(self, input: Tensor) -> None:
         if input.ndim not in self.expected_dims:
@@ -224,7 +230,7 @@ class GroupNorm(Module):
         )
 
 
-class _InstanceNorm(Module):
+class _InstanceNorm(_NormBase):
     """Instance normalisation: each channel of each sample standardised over its
     positions. x: (N, C, *spatial) or unbatched (C, *spatial). affine=False and
     track_running_stats=False by default, as in PyTorch; with track_running_stats the
@@ -244,24 +250,9 @@ class _InstanceNorm(Module):
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.register_parameter("weight", None)
-        self.register_parameter("bias", None)
-        if affine:
-            self.weight = empty_parameter((num_features,), device, dtype)
-            init.ones_(self.weight)
-            if bias:
-                self.bias = empty_parameter((num_features,), device, dtype)
-        if track_running_stats:
-            kw = {"dtype": resolve_dtype(dtype) or "float32", "device": device}
-            self.register_buffer("running_mean", zeros(num_features, **kw))
-            self.register_buffer("running_var", ones(num_features, **kw))
-            self.register_buffer("num_batches_tracked", tensor(0, dtype=int64, device=device))
-        else:
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                self.register_buffer(name, None)
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
 
     def forward(self, input: Tensor) -> Tensor:
         name, s = type(self).__name__, self.spatial
