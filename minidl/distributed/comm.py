@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -273,6 +274,9 @@ def install_abort_hook(comm: Communicator) -> None:
         sys.stderr.write(text)
         sys.stderr.flush()
         sys.stdout.flush()
+        # mpiexec forwards our stderr through its proxy, and Abort kills that proxy too: give
+        # it a moment to pass the traceback on (without it the text was lost in 1 of 7 suite runs).
+        time.sleep(1.0)
         comm.mpi_comm.Abort(1)
 
     sys.excepthook = abort
