@@ -1,10 +1,12 @@
-"""What the autoencoder and VAE projects share: MNIST-style images as floats in [0, 1],
-batches for evaluation, and their figures (rows of images, the latent plane, the decoded
-manifold). The models, losses and training loops stay in the project scripts.
+"""What the autoencoder, VAE and GAN projects share: MNIST-style images as floats in [0, 1],
+batches for evaluation, the FID feature network of a run, the GAN divergence check, and
+their figures (rows of images, the latent plane, the decoded manifold). The models, losses
+and training loops stay in the project scripts.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -14,7 +16,9 @@ import numpy as np
 
 import minidl as md
 from minidl.data import data_root, load_fashion_mnist, load_mnist, stratified_split
+from minidl.metrics import fid
 from minidl.viz import pyplot, save_figure
+from projects.runner import RunContext
 
 FILES = {
     name: [
@@ -57,6 +61,54 @@ def map_batches(fn: Callable[[md.Tensor], md.Tensor], x: np.ndarray) -> np.ndarr
     """``fn`` applied batch by batch to ``x`` without a graph, outputs concatenated."""
     with md.no_grad():
         return np.concatenate([fn(b).numpy() for b in batches(x)])
+
+
+# --------------------------------------------------------------------------- GANs
+def fid_network(name: str, quick: bool) -> fid.FeatureNet:
+    """The FID feature network of data set ``name`` ('mnist' or 'fashion-mnist'): the cached
+    one of ``minidl.metrics.fid.feature_network`` for a full run. With ``quick``, a
+    FeatureNet trained one epoch on 1,000 training images instead (seconds, so that a quick
+    run never trains the full network; its FIDs and accuracies only exercise the code)."""
+    if not quick:
+        return fid.feature_network(name)
+    images, labels, _ = load_unit_images(name, "train", 1000)
+    return fid.train_feature_network(images, labels, epochs=1)
+
+
+PINNED_ACCURACY = 0.99  # the discriminator wins outright: its generator learns nothing
+PINNED_CHECKS = 2  # for this many checks in a row (a passing spike is not divergence)
+
+
+def divergence(
+    history: Mapping[str, list[float]],
+    accuracies: tuple[str, ...] = ("d_acc_real", "d_acc_fake"),
+    patience: int = PINNED_CHECKS,
+    pinned: float = PINNED_ACCURACY,
+) -> str | None:
+    """Why a GAN run has diverged, judged after its latest check (an epoch, say), or None
+    while it is healthy. ``history``: one list per series (losses, accuracies), one value
+    per check, the latest last.
+
+    Diverged: the latest value of any series is NaN or infinite; or the discriminator's
+    accuracy on real AND on fake batches (the series named in ``accuracies``; pass ``()``
+    for a critic without one, as WGAN's) is >= ``pinned`` in each of the last ``patience``
+    checks: the discriminator is pinned at 1.0 and its generator gets no useful gradient."""
+    for name, values in history.items():
+        if values and not math.isfinite(values[-1]):
+            return f"{name} is {values[-1]}"
+    tails = [history[name][-patience:] for name in accuracies]
+    if accuracies and all(len(t) == patience and min(t) >= pinned for t in tails):
+        shown = ", ".join(f"{name} >= {pinned}" for name in accuracies)
+        return f"discriminator pinned: {shown} for {patience} checks in a row"
+    return None
+
+
+def record_divergence(ctx: RunContext, model: str, epoch: int, reason: str) -> None:
+    """Say in the log and in metrics.json (``results["diverged"][model]``) that ``model``
+    diverged at ``epoch``, and why; the caller stops training it and reports none of its
+    results."""
+    ctx.log(f"{model} DIVERGED at epoch {epoch}: {reason}; its results are not reported")
+    ctx.results.setdefault("diverged", {})[model] = {"epoch": epoch, "reason": reason}
 
 
 # --------------------------------------------------------------------------- figures
