@@ -1,6 +1,6 @@
 """``python -m projects list`` and
 ``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR] [--quiet]
-[--blas-threads N] [--distributed]``
+[--blas-threads N] [--distributed] [--full]``
 (``mpiexec -n K python -m projects run NAME --distributed``: data-parallel on K ranks)."""
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run one project")
     run.add_argument("name")
     run.add_argument("--quick", action="store_true", help="a small slice, a few steps")
+    run.add_argument(
+        "--full", action="store_true", help="full sizes where a run here is sized to the CPU"
+    )
     run.add_argument("--epochs", type=int, help="override the number of epochs")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", help="output folder (default runs/NAME, runs/NAME-quick)")
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             distributed=args.distributed,
             quiet=args.quiet,
             blas=args.blas_threads or None,
+            full=args.full,
         )
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)

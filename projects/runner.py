@@ -54,6 +54,7 @@ class RunContext:
     seed: int = 0
     distributed: bool = False  # --distributed: pass it to fit (projects with DISTRIBUTED)
     quiet: bool = False
+    full: bool = False  # --full: a project's full sizes instead of the ones sized to fit here
     results: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     reported_data: bool = False
@@ -103,6 +104,12 @@ class RunContext:
     def subset(self, n_full: int, n_quick: int) -> int:
         """How many samples to use: all (``n_full``) or a small slice with ``--quick``."""
         return min(n_full, n_quick) if self.quick else n_full
+
+    def sized(self, here: Any, full: Any, quick: Any) -> Any:
+        """A size (or epochs, or a dict of settings) for this run: ``quick`` with --quick,
+        ``full`` with --full, else ``here``, what fits the CPU budget of a run here (for
+        projects whose full sizes take hours on a CPU; RESULTS.md states both)."""
+        return quick if self.quick else full if self.full else here
 
     def record(self, **values: Any) -> None:
         """Add reported numbers (nested dicts and lists are fine)."""
@@ -180,6 +187,7 @@ def run_project(
     distributed: bool = False,
     quiet: bool = False,
     blas: int | None = BLAS_THREADS,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Run one project and write its ``metrics.json``; returns what was written.
 
@@ -191,11 +199,13 @@ def run_project(
     ``distributed``: data-parallel over the ranks of ``mpiexec -n K`` (for projects that
     set ``DISTRIBUTED = True`` and pass ``ctx.distributed`` to ``fit``); rank 0 writes the
     run folder and reports progress, the other ranks write their copies of the figures to
-    a temporary folder."""
+    a temporary folder. ``full``: the project's full sizes (``RunContext.sized``), written
+    to ``runs/NAME-full`` by default."""
     module = load_project(name)
     if distributed and not getattr(module, "DISTRIBUTED", False):
         raise SystemExit(f"project {name!r} does not support --distributed")
-    out_dir = Path(out) if out is not None else Path("runs") / (f"{name}-quick" if quick else name)
+    suffix = "-quick" if quick else "-full" if full else ""
+    out_dir = Path(out) if out is not None else Path("runs") / f"{name}{suffix}"
     ranks, is_main = 1, True
     if distributed:
         from minidl.distributed import init
@@ -204,6 +214,7 @@ def run_project(
     scratch = None if is_main else tempfile.TemporaryDirectory(prefix=f"{name}-rank-")
     out_dir = out_dir if scratch is None else Path(scratch.name)
     ctx = RunContext(name, out_dir, quick, epochs, seed, distributed, quiet or not is_main)
+    ctx.full = full and not quick
     ctx.log(f"{'quick run' if quick else 'run'}, seed {seed}, writing to {out_dir}/")
     minidl.manual_seed(seed)
     start = time.perf_counter()
@@ -219,6 +230,7 @@ def run_project(
                 "command": " ".join(["python", "-m", "projects", *(argv or ["run", name])]),
                 "seed": seed,
                 "quick": quick,
+                "full": ctx.full,
                 "wall_time_s": round(time.perf_counter() - start, 2),
                 "data": _data_checksums(getattr(module, "DATA", [])),
                 "results": ctx.results,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from projects.__main__ import main
-from projects.runner import project_names, run_project
+from projects.runner import RunContext, project_names, run_project
 
 
 def test_list_shows_every_project_with_a_description(capsys):
@@ -123,3 +123,12 @@ def test_blas_threads_are_limited_inside_a_run_and_restored_after(tmp_path, monk
     run_project("fake", out=tmp_path / "out", blas=1)
     assert seen and set(seen) == {1}
     assert blas_threads() == before
+
+
+def test_sized_gives_the_quick_the_full_or_the_budgeted_size(tmp_path):
+    ctx = RunContext("x", tmp_path)
+    assert ctx.sized(10, 100, 1) == 10
+    ctx.full = True
+    assert ctx.sized(10, 100, 1) == 100
+    ctx.quick = True
+    assert ctx.sized(10, 100, 1) == 1
