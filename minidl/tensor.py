@@ -7,23 +7,26 @@ gradients are on, the ``Op`` that made it (``_ctx``). An ``Op`` is one node of t
 ``Tensor.backward`` orders the graph topologically and runs each op's ``backward`` once,
 in reverse, summing the gradients that meet at a tensor.
 
-In order: grad mode, anomaly mode, ``Op``, the backward pass, then ``Tensor`` itself.
-The Tensor methods that call ops (arithmetic, reductions, shape, in-place, conversions)
-live in ``minidl/tensor_methods.py``; the ops live in ``minidl/ops/``. The dependency runs
-one way: this file imports no op, the ops import this file, tensor_methods imports both.
+In order: ``Op``, the backward pass, then ``Tensor`` itself. The Tensor methods that
+call ops (arithmetic, reductions, shape, in-place, conversions) live in
+``minidl/tensor_methods.py``; the ops live in ``minidl/ops/``. The dependency runs one
+way: this file imports no op, the ops import this file, tensor_methods imports both.
+What the engine reads but does not define, each in a file of its own: grad mode
+(``minidl/grad_mode.py``), anomaly mode (``minidl/anomaly_mode.py``), how an op's inputs
+are promoted to one dtype (``minidl/dtypes.py``) and the backward pass that records its
+own graph (``create_graph``, ``minidl/tensor_xp.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import traceback
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from minidl import backend
+from minidl import anomaly_mode, backend, grad_mode
+from minidl.anomaly_mode import AnomalyError, detect_anomaly  # noqa: F401  (re-exported)
 from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
     bool_,
     constant_like,
@@ -35,73 +38,22 @@ from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
     int16,
     int32,
     int64,
+    operands,
     resolve_dtype,
+    result_type,
     uint8,
 )
-from minidl.utils.hooks import RemovableHandle
+from minidl.grad_mode import (  # noqa: F401  (re-exported)
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
-# --------------------------------------------------------------------- grad mode
-_grad_enabled = True
-_anomaly_mode = False
+# --------------------------------------------------------------------- watchers
 # Objects watching every op's forward and backward (minidl.autograd.trace): empty unless a
 # tracer is active, so outside one an op pays a falsy check for them.
 _observers: list[Any] = []
-
-
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool) -> Iterator[None]:
-    """Inside this block ops record the graph (``True``) or not (``False``)."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, mode
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Inside this block ops record no graph (for evaluation and parameter updates)."""
-    return set_grad_enabled(False)
-
-
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Turn graph recording back on inside a ``no_grad`` block."""
-    return set_grad_enabled(True)
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
-
-
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Check every op's output and every gradient for NaN/Inf; raise naming the first op.
-
-    Each op also records where in the user's code it was created, and a NaN/Inf in its
-    backward shows that forward traceback, as PyTorch does."""
-    global _anomaly_mode
-    previous, _anomaly_mode = _anomaly_mode, True
-    try:
-        yield
-    finally:
-        _anomaly_mode = previous
-
-
-class AnomalyError(RuntimeError):
-    """An op produced a NaN or Inf under ``detect_anomaly()``."""
-
-
-def _check_finite(op: Op, array: Any, what: str) -> None:
-    xp = backend.get_array_module(array)
-    if xp.issubdtype(array.dtype, xp.floating) and not bool(xp.isfinite(array).all()):
-        bad = "NaN" if bool(xp.isnan(array).any()) else "Inf"
-        shapes = ", ".join(str(t.shape) for t in op.inputs) if op.inputs else "?"
-        message = f"{op.name} produced {bad} in its {what} (inputs of shapes {shapes})"
-        stack = getattr(op, "_forward_stack", None)
-        if stack:
-            message += "\nTraceback of the forward call that created the op:\n"
-            message += "".join(traceback.format_list(stack)).rstrip()
-        raise AnomalyError(message)
 
 
 def _notify(event: str, *args: Any) -> None:
@@ -120,25 +72,13 @@ class Op:
     needs. ``backward(dy)`` returns one gradient per input (``None`` where there is none);
     it may skip inputs whose ``self.needs_input_grad`` entry is false.
 
-    The protocol for op authors (higher-order gradients). ``backward`` runs in two modes:
-
-    - first order (``create_graph=False``, training): ``dy`` and ``self.saved`` are arrays
-      and ``self.xp`` is NumPy/CuPy. Nothing is recorded; this is the fast path.
-    - ``create_graph=True``: ``dy`` is a Tensor, ``self.saved`` gives the graph's own
-      tensors for saved inputs and the saved output (anything else saved comes back as a
-      constant Tensor: fine for masks and indices), and ``self.xp`` is
-      ``minidl/tensor_xp.py`` (NumPy's function names on Tensors). The same lines then
-      record differentiable ops, so the gradient can be differentiated again.
-
-    So write ``backward`` with operators (``dy * y``, ``dy @ w.T``), methods both arrays and
-    Tensors have (``sum(axis=, keepdims=)``, ``reshape``, ``swapaxes``, indexing) and
-    ``self.xp`` functions; save inputs and outputs, not intermediates computed from them.
-    An op whose backward is array code (fused kernels, ``out=``, scatter) instead defines
-    ``reference(*inputs) -> Tensor``: the same function composed of simpler ops, written
-    plainly. Under ``create_graph=True`` the engine differentiates the reference (with the
-    graph recorded) in place of ``backward``, and the tests compare ``forward`` against it.
-    An op with neither sets ``double_backward = False`` and create_graph names it in an
-    error. ``python -m minidl.gradient_check --order 2`` checks every op both ways.
+    ``backward`` runs in two modes. First order (training, the fast path): ``dy`` and
+    ``self.saved`` are arrays, ``self.xp`` is NumPy/CuPy, nothing is recorded. Under
+    ``create_graph=True`` they are Tensors and ``self.xp`` is ``minidl/tensor_xp.py``, so
+    the same lines record a graph that can be differentiated again. An op whose backward
+    is array code instead defines ``reference(*inputs) -> Tensor``, the same function
+    written plainly with simpler ops: create_graph differentiates it, and the tests compare
+    ``forward`` with it. ``minidl/tensor_xp.py`` spells out this protocol for op authors.
     An op with ``promotes = True`` (elementwise arithmetic) brings its operands to
     PyTorch's common dtype first (``result_type``); the others take them as they come.
     """
@@ -156,18 +96,17 @@ class Op:
         return type(self).__name__
 
     def __call__(self, *inputs: Any) -> Tensor:
-        tensors = _as_tensors(self.name, inputs, self.promotes)
+        ready = operands(self.name, inputs, self.promotes)  # constants as arrays, promoted
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in ready)
         self.xp = backend.get_array_module(tensors[0].data)
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        record = self.differentiable and _grad_enabled and any(self.needs_input_grad)
+        record = self.differentiable and grad_mode.enabled and any(self.needs_input_grad)
         self._saved: tuple = ()
         if _observers:
             _notify("before_forward", self, tensors)
         out = Tensor(self.forward(*[t.data for t in tensors]))
-        if _anomaly_mode:
-            self.inputs = tensors
-            self._forward_stack = traceback.extract_stack()[:-1]  # the user's code, to here
-            _check_finite(self, out.data, "output")
+        if anomaly_mode.enabled:
+            anomaly_mode.check_forward(self, tensors, out.data)
         if record:
             self.inputs = tensors
             out.requires_grad = True
@@ -298,7 +237,7 @@ def _propagate(fn: Op, node: Tensor, g: Any, pending: dict, wanted: Any, graph: 
         )
     if _observers:
         _notify("before_backward", fn, g)
-    input_grads = _backward_on_tensors(fn, node, g) if graph else fn.backward(g)
+    input_grads = BACKWARD_ON_TENSORS(fn, node, g) if graph else fn.backward(g)
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
     if _observers:
@@ -306,8 +245,8 @@ def _propagate(fn: Op, node: Tensor, g: Any, pending: dict, wanted: Any, graph: 
     for t, needs, ig in zip(fn.inputs, fn.needs_input_grad, input_grads):
         if not needs or ig is None or (wanted is not None and id(t) not in wanted.ids):
             continue
-        if _anomaly_mode:
-            _check_finite(fn, ig.data if graph else ig, "gradient")
+        if anomaly_mode.enabled:
+            anomaly_mode.check_finite(fn, ig.data if graph else ig, "gradient")
         _check_grad_shape(fn, t, ig)
         if ig.dtype != t.dtype:  # e.g. a float64 constant met a float32 input
             ig = ig.to(t.dtype) if graph else ig.astype(t.dtype)
@@ -353,40 +292,10 @@ def _run_hooks(node: Tensor, g: Any, graph: bool) -> Any:
     return g
 
 
-def _backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
-    """``fn``'s backward recorded as a graph (``create_graph=True``): see ``Op``."""
-    if fn.reference is not None:
-        return _reference_backward(fn, dy)
-    if not fn.double_backward:
-        raise RuntimeError(
-            f"{fn.name}: create_graph=True needs this op's double backward, which it does "
-            "not have (it defines neither a Tensor-friendly backward nor a reference)"
-        )
-    graph = {id(t.data): t for t in (*fn.inputs, out)}
-    fn._tensor_saved = tuple(
-        graph[id(a)] if id(a) in graph else Tensor(a) if _is_array(a) else a for a in fn.saved
-    )
-    xp, fn.xp = fn.xp, TENSOR_XP
-    try:
-        return fn.backward(dy)
-    finally:
-        fn.xp, fn._tensor_saved = xp, None
-
-
-def _reference_backward(fn: Op, dy: Tensor) -> tuple:
-    """Differentiate ``fn.reference`` (recomputed on the inputs, graph recorded) with ``dy``."""
-    wanted = [t for t, needs in zip(fn.inputs, fn.needs_input_grad) if needs]
-    out = fn.reference(*fn.inputs)
-    found = run_backward([out], [dy], True, True, wanted, accumulate=False)
-    return tuple(found.get(id(t)) if n else None for t, n in zip(fn.inputs, fn.needs_input_grad))
-
-
-def _is_array(a: Any) -> bool:
-    return hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, Tensor)
-
-
-# ``minidl/tensor_xp.py`` sets this when minidl is imported: the array namespace on Tensors.
-TENSOR_XP: Any = None
+# Under create_graph an op's backward runs on Tensors (see ``Op``): ``minidl/tensor_xp.py``
+# sets this to its ``backward_on_tensors`` when minidl is imported, since that path calls
+# ops and the engine imports none.
+BACKWARD_ON_TENSORS: Callable[[Op, Tensor, Tensor], Any] | None = None
 
 
 def _check_grad_shape(fn: Op, t: Tensor, grad: Any) -> None:
@@ -418,9 +327,9 @@ class Tensor:
 
     ``data`` is a NumPy array (device ``"cpu"``) or a CuPy array (``"cuda"``). ``grad`` is a
     Tensor once ``backward`` has reached this leaf. This class holds the graph-facing core;
-    arithmetic, math, reductions, shape, in-place and conversion methods are defined in
-    ``minidl/tensor_methods.py`` (installed on this class when ``minidl`` is imported).
-    They record ops while ``requires_grad`` is set and gradients are enabled.
+    arithmetic, math, reductions, shape, in-place, conversion and hook-registering methods
+    are defined in ``minidl/tensor_methods.py`` (installed on this class when ``minidl`` is
+    imported). They record ops while ``requires_grad`` is set and gradients are enabled.
     """
 
     __slots__ = (
@@ -490,26 +399,6 @@ class Tensor:
         """The same data, cut from the graph (shares memory, as in PyTorch)."""
         return Tensor(self.data)
 
-    def retain_grad(self) -> None:
-        """Keep ``.grad`` on this non-leaf tensor after backward."""
-        self._retains_grad = True
-
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
-        """Call ``hook(grad)`` when this tensor's gradient is complete; a returned tensor
-        replaces the gradient. Returns a handle whose ``remove()`` takes the hook off."""
-        if not self.requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
-        self._hooks.append(hook)
-        return RemovableHandle(entry=(self._hooks, hook))
-
-    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable:
-        """Call ``hook(self)`` on this leaf once backward has added its gradient to ``.grad``
-        (DistributedDataParallel starts reducing a gradient there). Returns a remover."""
-        if not (self.is_leaf and self.requires_grad):
-            raise RuntimeError("post-accumulate-grad hooks are for leaves that require grad")
-        self._post_accumulate_hooks.append(hook)
-        return lambda: self._post_accumulate_hooks.remove(hook)
-
     def backward(
         self,
         gradient: Tensor | Any = None,
@@ -556,84 +445,3 @@ def initial_grad(out: Tensor, gradient: Any, graph: bool, caller: str) -> Any:
 
 def _as_list(tensors: Tensor | Any) -> list[Tensor]:
     return [tensors] if isinstance(tensors, Tensor) else list(tensors)
-
-
-# --------------------------------------------------------------------- op inputs
-def _as_tensors(op: str, inputs: tuple, promotes: bool = False) -> tuple[Tensor, ...]:
-    """Wrap constants, matched to the dtype and device of the tensor operands (all of them
-    brought to ``result_type(*inputs)`` when the op ``promotes``)."""
-    like = next((x for x in inputs if isinstance(x, Tensor)), None)
-    if like is None:
-        device = backend.default_device()
-        return tuple(Tensor(backend.to_device(host_array(x, None), device)) for x in inputs)
-    device = like.device
-    if promotes:
-        dtype = result_type(*inputs)
-        inputs = tuple(_cast(x, dtype) if isinstance(x, Tensor) else x for x in inputs)
-        like = _cast(like, dtype)
-    elif like.dtype.kind in "iub" and any(isinstance(x, float) for x in inputs):
-        # int tensor (op) float scalar is float32 in PyTorch; NumPy would give float64
-        inputs = tuple(_cast(x, float32) if isinstance(x, Tensor) else x for x in inputs)
-        like = _cast(like, float32)
-    out = []
-    for x in inputs:
-        if not isinstance(x, Tensor):
-            x = Tensor(_constant(x, like))
-        elif x.device != device:
-            raise RuntimeError(
-                f"{op}: tensors on different devices ({device} and {x.device}); "
-                "move them with .to() first"
-            )
-        out.append(x)
-    return tuple(out)
-
-
-_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}  # bool < integer < float < complex
-
-
-def result_type(*operands: Any) -> np.dtype:
-    """The dtype PyTorch gives an elementwise op of these operands (``torch.result_type``).
-
-    Operands form three tiers: tensors with dims, 0-d tensors, Python numbers. The result
-    is the dims tensors' common dtype, unless a lower tier holds a higher category (bool <
-    integer < float): then that tier's dtype decides (a Python float gives float32, a
-    Python int int64). So float64 tensor + 1.5 is float64, int64 tensor + 1.5 is float32,
-    float32 tensor + 0-d float64 tensor is float32, int64 tensor * float32 tensor float32.
-    """
-    tiers: list[list[np.dtype]] = [[], [], []]
-    for x in operands:
-        if isinstance(x, Tensor):
-            tiers[0 if x.ndim else 1].append(np.dtype(x.dtype))
-        elif isinstance(x, (bool, int, float)):
-            default = bool_ if isinstance(x, bool) else int64 if isinstance(x, int) else float32
-            tiers[2].append(np.dtype(default))
-        else:
-            tiers[0 if np.ndim(x) else 1].append(np.asarray(x).dtype)
-    result: np.dtype | None = None
-    for tier in tiers:
-        if not tier:
-            continue
-        common = _promote_within(tier)
-        if result is None or _CATEGORY[common.kind] > _CATEGORY[result.kind]:
-            result = common
-    return result
-
-
-def _promote_within(dtypes: list[np.dtype]) -> np.dtype:
-    """The common dtype of one tier: the widest of the highest category (an integer
-    tensor with a float tensor gives that float, not NumPy's float64)."""
-    top = max(_CATEGORY[d.kind] for d in dtypes)
-    out = dtypes[0]
-    chosen = [d for d in dtypes if _CATEGORY[d.kind] == top]
-    out = chosen[0]
-    for d in chosen[1:]:
-        out = np.promote_types(out, d)
-    return out
-
-
-def _cast(x: Tensor, dtype: Any) -> Tensor:
-    return x if x.dtype == dtype else x.to(dtype)  # an op (Cast): defined in tensor_methods
-
-
-def _constant(value: Any, like: Tensor) -> Any:
-    return constant_like(value, like.data)

@@ -3,10 +3,10 @@
 ``minidl/tensor.py`` holds the engine and the core of ``Tensor``; this file adds the
 methods a user calls (arithmetic operators, math, reductions with both PyTorch's
 ``(dim, keepdim)`` and NumPy's ``(axis, keepdims)``, shape sugar, in-place updates,
-dtype/device conversions). They sit above both the engine and the ops: this file imports
-the ops, and the ops import only the engine. ``install()`` at the bottom copies the
-methods of ``TensorMethods`` onto ``Tensor`` (``minidl/__init__.py`` imports this module
-first, so every ``Tensor`` has them).
+dtype/device conversions, gradient hooks). They sit above both the engine and the ops:
+this file imports the ops, and the ops import only the engine. ``install()`` at the
+bottom copies the methods of ``TensorMethods`` onto ``Tensor`` (``minidl/__init__.py``
+imports this module first, so every ``Tensor`` has them).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from minidl.tensor import (
     is_grad_enabled,
     resolve_dtype,
 )
+from minidl.utils.hooks import RemovableHandle
 
 
 class TensorMethods:
@@ -66,6 +67,29 @@ class TensorMethods:
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    # ----------------------------------------------------------------- gradient hooks
+    # The engine runs what these register (``_run_hooks`` and ``run_backward`` in
+    # minidl/tensor.py); these methods only add to the tensor's lists.
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        self._retains_grad = True
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is complete; a returned tensor
+        replaces the gradient. Returns a handle whose ``remove()`` takes the hook off."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        self._hooks.append(hook)
+        return RemovableHandle(entry=(self._hooks, hook))
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Callable:
+        """Call ``hook(self)`` on this leaf once backward has added its gradient to ``.grad``
+        (DistributedDataParallel starts reducing a gradient there). Returns a remover."""
+        if not (self.is_leaf and self.requires_grad):
+            raise RuntimeError("post-accumulate-grad hooks are for leaves that require grad")
+        self._post_accumulate_hooks.append(hook)
+        return lambda: self._post_accumulate_hooks.remove(hook)
 
     # ----------------------------------------------------------------- conversion
     def numpy(self) -> np.ndarray:

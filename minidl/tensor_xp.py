@@ -1,10 +1,30 @@
-"""The array namespace of ``create_graph=True``: NumPy's function names, on Tensors.
+"""The backward pass that records its own graph (``create_graph=True``), and the array
+namespace it gives op backwards: NumPy's function names, on Tensors.
 
-An op's ``backward`` calls ``self.xp.where(...)``, ``self.xp.exp(...)``: on the fast first-order
-path ``self.xp`` is NumPy (or CuPy) and the arguments are arrays; when the backward pass
-records its own graph (``create_graph=True``) the engine sets ``self.xp`` to this module and
-passes Tensors, so the same lines record differentiable ops. Only the functions that op
-backwards use are here; each takes NumPy's arguments and returns a Tensor.
+The protocol for op authors (higher-order gradients). An op's ``backward`` runs in two modes:
+
+- first order (``create_graph=False``, training): ``dy`` and ``self.saved`` are arrays
+  and ``self.xp`` is NumPy/CuPy. Nothing is recorded; this is the fast path.
+- ``create_graph=True``: ``dy`` is a Tensor, ``self.saved`` gives the graph's own
+  tensors for saved inputs and the saved output (anything else saved comes back as a
+  constant Tensor: fine for masks and indices), and ``self.xp`` is this module. The same
+  lines then record differentiable ops, so the gradient can be differentiated again.
+
+So write ``backward`` with operators (``dy * y``, ``dy @ w.T``), methods both arrays and
+Tensors have (``sum(axis=, keepdims=)``, ``reshape``, ``swapaxes``, indexing) and
+``self.xp`` functions; save inputs and outputs, not intermediates computed from them.
+An op whose backward is array code (fused kernels, ``out=``, scatter) instead defines
+``reference(*inputs) -> Tensor``: the same function composed of simpler ops, written
+plainly. Under ``create_graph=True`` the engine differentiates the reference (with the
+graph recorded) in place of ``backward``, and the tests compare ``forward`` against it.
+An op with neither sets ``double_backward = False`` and create_graph names it in an
+error. ``python -m minidl.gradient_check --order 2`` checks every op both ways.
+
+``backward_on_tensors`` below is that mode; the engine (``minidl/tensor.py``) calls it for
+every op when ``create_graph=True``. It lives here, not in the engine, because it runs ops
+(the functions of this module) and the engine imports none: importing minidl sets
+``minidl.tensor.BACKWARD_ON_TENSORS`` to it. Only the functions that op backwards use are
+here; each takes NumPy's arguments and returns a Tensor.
 """
 
 from __future__ import annotations
@@ -20,8 +40,45 @@ from minidl import backend
 from minidl import tensor as engine
 from minidl.dtypes import float32, float64, resolve_dtype  # noqa: F401  (NumPy's names)
 from minidl.ops import activation, arithmetic, elementwise, reduce, shape
-from minidl.tensor import Tensor
+from minidl.tensor import Op, Tensor, run_backward
 from minidl.tensor_functions import cat, stack, tensor, where  # noqa: F401  (re-exported)
+
+
+# --------------------------------------------------------------------- create_graph's backward
+def backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
+    """``fn``'s input gradients for the output gradient ``dy``, recorded as a graph: its
+    reference differentiated, or its own backward run on Tensors with ``xp`` this module."""
+    if fn.reference is not None:
+        return _reference_backward(fn, dy)
+    if not fn.double_backward:
+        raise RuntimeError(
+            f"{fn.name}: create_graph=True needs this op's double backward, which it does "
+            "not have (it defines neither a Tensor-friendly backward nor a reference)"
+        )
+    graph = {id(t.data): t for t in (*fn.inputs, out)}
+    fn._tensor_saved = tuple(
+        graph[id(a)] if id(a) in graph else Tensor(a) if _is_array(a) else a for a in fn.saved
+    )
+    xp, fn.xp = fn.xp, sys.modules[__name__]
+    try:
+        return fn.backward(dy)
+    finally:
+        fn.xp, fn._tensor_saved = xp, None
+
+
+def _reference_backward(fn: Op, dy: Tensor) -> tuple:
+    """Differentiate ``fn.reference`` (recomputed on the inputs, graph recorded) with ``dy``."""
+    wanted = [t for t, needs in zip(fn.inputs, fn.needs_input_grad) if needs]
+    out = fn.reference(*fn.inputs)
+    found = run_backward([out], [dy], True, True, wanted, accumulate=False)
+    return tuple(found.get(id(t)) if n else None for t, n in zip(fn.inputs, fn.needs_input_grad))
+
+
+def _is_array(a: Any) -> bool:
+    return hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, Tensor)
+
+
+# --------------------------------------------------------------------- NumPy's names on Tensors
 
 
 def exp(x: Tensor) -> Tensor:
@@ -144,4 +201,4 @@ def ones(shape_: Any, dtype: Any = None) -> Tensor:
     return tensor(np.ones(shape_, dtype=resolve_dtype(dtype)))
 
 
-engine.TENSOR_XP = sys.modules[__name__]  # the engine imports no op: it is told
+engine.BACKWARD_ON_TENSORS = backward_on_tensors  # the engine imports no op: it is told

@@ -53,3 +53,15 @@ def test_op_listing_runs(capsys):
     assert main(["--op", "conv2d"]) == 0
     out = capsys.readouterr().out
     assert "F.conv2d" in out and "minidl/ops/conv.py" in out and "F.relu" not in out
+
+
+def test_engine_reads_in_one_sitting_and_imports_no_op():
+    """minidl/tensor.py (the engine and Tensor's core) stays under 450 lines, and the
+    dependency runs one way: it imports no op and none of the files that call ops."""
+    source = (ROOT / "minidl" / "tensor.py").read_text()
+    assert len(source.splitlines()) < 450
+    imports = re.findall(r"^(?:from|import) (minidl[\w.]*)", source, re.M)
+    assert imports, "tensor.py imports nothing of minidl?"
+    for module in imports:
+        assert not module.startswith("minidl.ops"), module
+        assert module not in ("minidl.tensor_methods", "minidl.tensor_functions", "minidl.nn")

@@ -19,7 +19,7 @@ from minidl.ops import resample as _resample
 from minidl.ops import unfold as _unfold
 from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.ops.broadcasting import check_same_dtype as _check_same_dtype
-from minidl.tensor import Tensor, _constant, no_grad
+from minidl.tensor import Tensor, constant_like, no_grad
 from minidl.tensor_functions import cat, where
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -724,7 +724,7 @@ def nll_loss(
         )
     if weight is not None and weight.shape != (input.shape[1],):
         raise ValueError(f"nll_loss: weight shape {weight.shape}, expected ({input.shape[1]},)")
-    w = None if weight is None else _constant(weight.data, input)
+    w = None if weight is None else constant_like(weight.data, input.data)
     return loss.NLL(w, ignore_index, reduction, label_smoothing)(input, target)
 
 
