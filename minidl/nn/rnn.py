@@ -31,7 +31,15 @@ from minidl.nn.utils.rnn import (
     pad_packed_sequence,
     pad_sequence,
 )
-from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
+from minidl.ops.rnn import (
+    GRULayer,
+    LSTMLayer,
+    RNNLayer,
+    gru_step,
+    lstm_gates,
+    lstm_step,
+    rnn_step,
+)
 from minidl.tensor import Tensor
 from minidl.tensor_functions import cat, stack, tensor, zeros
 
@@ -68,9 +76,8 @@ def _projected_lstm(
     steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
     outputs: list[Tensor] = [None] * x.shape[0]  # type: ignore[list-item]
     for t in steps:
-        i, f, g, o = (projected[t] + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = F.linear(o.sigmoid() * c.tanh(), w_hr)
+        h, c = lstm_gates(projected[t] + F.linear(h, w_hh, b_hh), c)
+        h = F.linear(h, w_hr)  # the projection: h_t = W_hr (sigmoid(o) tanh(c_t))
         outputs[t] = h
     return stack(outputs), (h, c)
 
@@ -409,6 +416,10 @@ class RNNCellBase(Module):
         nonlinearity = getattr(self, "nonlinearity", "tanh")
         return s if nonlinearity == "tanh" else s + f", nonlinearity={nonlinearity}"
 
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """(W_ih, W_hh, b_ih, b_hh), the arguments of the steps in ``minidl/ops/rnn.py``."""
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
     def _batched(self, input: Tensor, hx: Any, kinds: int) -> tuple[Tensor, list[Tensor], bool]:
         """(x (N, in), states [(N, H)] * kinds, batched), after checking every shape."""
         name = type(self).__name__
@@ -463,8 +474,7 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, (h,), batched = self._batched(input, hx, 1)
-        z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
-        h = z.tanh() if self.nonlinearity == "tanh" else z.relu()
+        h = rnn_step(x, h, *self._weights(), self.nonlinearity)
         return h if batched else h.squeeze(0)
 
 
@@ -479,10 +489,7 @@ class LSTMCell(RNNCellBase):
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor]:
         x, (h, c), batched = self._batched(input, hx, 2)
-        z = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
-        i, f, g, o = z.chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = o.sigmoid() * c.tanh()
+        h, c = lstm_step(x, h, c, *self._weights())
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
 
@@ -495,9 +502,5 @@ class GRUCell(RNNCellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, (h,), batched = self._batched(input, hx, 1)
-        xr, xz, xn = F.linear(x, self.weight_ih, self.bias_ih).chunk(3, dim=1)
-        hr, hz, hn = F.linear(h, self.weight_hh, self.bias_hh).chunk(3, dim=1)
-        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-        n = (xn + r * hn).tanh()
-        h = (1 - z) * n + z * h
+        h = gru_step(x, h, *self._weights())
         return h if batched else h.squeeze(0)

@@ -26,14 +26,18 @@ from __future__ import annotations
 from typing import Any
 
 from minidl.backend import Array
+from minidl.ops.linear import Linear
 from minidl.ops.shape import Stack
 from minidl.tensor import Op, Tensor
 
 
 # --------------------------------------------------------------------- the textbook steps
-# One step of each recurrence written as its equations, on Tensors: read these first. The
-# fused ops below compute the same faster; under create_graph the engine differentiates
-# these (each op's ``reference`` loops them over time), and the tests compare the two.
+# One step of each recurrence written as its equations, on Tensors: read these first. They
+# are the one copy of each step's math: the cells (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
+# call them, and so does the dynamically quantized LSTM (``lstm_gates``, after its int8
+# products). The fused ops below compute the same faster; under create_graph the engine
+# differentiates these (each op's ``reference`` loops them over time), and the tests
+# compare the fused ops, the cells and the quantized LSTM with them.
 def rnn_step(
     x: Tensor,
     h: Tensor,
@@ -51,10 +55,16 @@ def rnn_step(
 def lstm_step(
     x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any, b_hh: Any
 ) -> tuple[Tensor, Tensor]:
-    """i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of the four blocks of
-    x W_ih^T + b_ih + h W_hh^T + b_hh;  c' = f c + i g;  h' = o tanh(c')"""
-    z = _affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh)
-    i, f, g, o = (z[:, k * h.shape[1] : (k + 1) * h.shape[1]] for k in range(4))
+    """z = x W_ih^T + b_ih + h W_hh^T + b_hh, then the gates of ``lstm_gates``:
+    (h', c') = lstm_gates(z, c)"""
+    return lstm_gates(_affine(x, w_ih, b_ih) + _affine(h, w_hh, b_hh), c)
+
+
+def lstm_gates(z: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """i, f, g, o = the four blocks of z: (N, 4H), in PyTorch's order;
+    c' = sigmoid(f) c + sigmoid(i) tanh(g);  h' = sigmoid(o) tanh(c').  Returns (h', c')."""
+    hidden = c.shape[-1]
+    i, f, g, o = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c.tanh(), c
 
@@ -72,8 +82,8 @@ def gru_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Any, b_hh: 
 
 
 def _affine(x: Tensor, w: Tensor, b: Any) -> Tensor:
-    y = x @ w.T
-    return y if b is None else y + b
+    """x W^T + b, one fused ``Linear`` op (as ``F.linear``)."""
+    return Linear()(x, w) if b is None else Linear()(x, w, b)
 
 
 def _run(step: Any, x: Tensor, state: tuple, reverse: bool) -> list[tuple]:

@@ -28,11 +28,12 @@ from minidl.compress.lowrank import set_submodule
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module
 from minidl.nn.rnn import LSTM
+from minidl.ops.rnn import lstm_gates
 from minidl.quant.affine import calculate_qparams, per_tensor_affine, quantize_array, quint8
 from minidl.quant.integer import linear_int32
 from minidl.quant.qconfig import QConfig, default_dynamic_qconfig
 from minidl.quant.static import quantize_weight
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, no_grad
 
 
 def dynamic_qparams(x: Any) -> tuple[float, int]:
@@ -107,8 +108,9 @@ class DynamicQuantizedLSTM(Module):
 
     Per layer and direction: z = dyn(x, W_ih) + b_ih + b_hh for all steps at once, then
     per step z_t += dyn(h_{t-1}, W_hh); i, f, g, o = chunks of z_t;
-    c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g), h_t = sigmoid(o) tanh(c_t), where
-    dyn(x, W) is ``dynamic_linear`` (x quantized per call). Input (L, N, H_in), (N, L, H_in)
+    c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g), h_t = sigmoid(o) tanh(c_t) (the float
+    LSTM's own ``lstm_gates``, minidl/ops/rnn.py), where dyn(x, W) is ``dynamic_linear``
+    (x quantized per call). Input (L, N, H_in), (N, L, H_in)
     with batch_first, or (L, H_in); returns (output, (h_n, c_n)) as ``nn.LSTM``.
     """
 
@@ -199,9 +201,8 @@ class DynamicQuantizedLSTM(Module):
         hs = xp.empty((steps, n, hidden), dtype=np.float32)
         for t in range(steps - 1, -1, -1) if reverse else range(steps):
             z = z_in[t] + dynamic_linear(h, *w_hh, None)
-            i, f, g, o = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
-            c = _sigmoid(xp, f) * c + _sigmoid(xp, i) * xp.tanh(g)
-            h = _sigmoid(xp, o) * xp.tanh(c)
+            with no_grad():  # the float LSTM's gate equations, on the int8 products
+                h, c = (s.data for s in lstm_gates(Tensor(z), Tensor(c)))
             hs[t] = h
         return hs, h, c
 
@@ -210,11 +211,6 @@ class DynamicQuantizedLSTM(Module):
             f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dtype=qint8"
         )
-
-
-def _sigmoid(xp: Any, z: Any) -> Any:
-    """sigmoid(z) = (tanh(z / 2) + 1) / 2, without overflow for large |z|."""
-    return 0.5 * xp.tanh(0.5 * z) + 0.5
 
 
 DYNAMIC_MAPPING = {Linear: DynamicQuantizedLinear, LSTM: DynamicQuantizedLSTM}

@@ -81,3 +81,46 @@ def test_quantize_dynamic_swaps_the_requested_types_only():
         quantize_dynamic(model, {nn.Conv2d})
     with pytest.raises(ValueError, match="does not match in_features=4"):
         q[0](md.randn(2, 5))
+
+
+def test_one_lstm_step_serves_the_layer_the_cell_and_the_quantized_lstm(monkeypatch):
+    """The LSTM's gate equations exist once (``lstm_gates`` in minidl/ops/rnn.py). With the
+    int8 products replaced by exact float products of the dequantized weights, the dynamic
+    LSTM, nn.LSTMCell stepped by hand and the fused nn.LSTM give the same numbers."""
+    import minidl.quant.dynamic as dynamic
+
+    md.manual_seed(3)
+    lstm = nn.LSTM(4, 3)
+    q = DynamicQuantizedLSTM.from_float(lstm)
+
+    def dequantized(wq, w_scale, w_zero_point):
+        return ((wq.astype(np.float32) - w_zero_point[:, None]) * w_scale[:, None]).astype(
+            np.float32
+        )
+
+    def exact(x, wq, w_scale, w_zero_point, bias):  # the product, without quantizing x
+        y = x @ dequantized(wq, w_scale, w_zero_point).T
+        return y if bias is None else y + bias
+
+    monkeypatch.setattr(dynamic, "dynamic_linear", exact)
+    for name in ("weight_ih_l0", "weight_hh_l0"):  # the float model gets the same weights
+        w, scale, zp = (getattr(q, name + s).data for s in ("", "_scale", "_zero_point"))
+        with md.no_grad():
+            getattr(lstm, name).copy_(dequantized(w, scale, zp))
+    cell = nn.LSTMCell(4, 3)
+    cell.load_state_dict({k[:-3]: v for k, v in lstm.state_dict().items()})
+    rng = np.random.default_rng(0)
+    x, h0, c0 = (md.tensor(rng.standard_normal(s).astype(np.float32)) for s in
+                 ((5, 2, 4), (1, 2, 3), (1, 2, 3)))  # fmt: skip
+    yq, (hq, cq) = q(x, (h0, c0))
+    y, (h, c) = lstm(x, (h0, c0))
+    hc, cc = h0[0], c0[0]
+    for t in range(5):
+        hc, cc = cell(x[t], (hc, cc))
+        np.testing.assert_allclose(yq[t].numpy(), hc.numpy(), rtol=1e-5, atol=1e-6)
+    for ours in (y, hq[0], cq[0]):
+        assert ours.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), yq.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h[0].numpy(), hq[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c[0].numpy(), cc.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cq[0].numpy(), cc.numpy(), rtol=1e-5, atol=1e-6)
