@@ -1,13 +1,15 @@
 """Max and average pooling over sliding windows in 1, 2 or 3 spatial dims.
 
-They loop over the kernel offsets, never over output positions: for each offset j,
+Read ``max_pool_simple`` first: a loop over the windows, each one's maximum. The ops loop
+over the kernel offsets instead, never over output positions: for each offset j,
 ``offset_slices`` gives the strided view of the (padded) input that j reads at every output
-position (``minidl.ops.im2col``), and the op reduces over those views. Adaptive average
-pooling is a resampling (``minidl.ops.resample``).
+position (``minidl.ops.im2col``), and the op reduces over those views. The tests compare
+the two. Adaptive average pooling is a resampling (``minidl.ops.resample``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +27,7 @@ from minidl.ops.im2col import (
     to_batch_last,
     windows,
 )
-from minidl.ops.shape import Pad
+from minidl.ops.shape import Pad, Stack
 from minidl.tensor import Op, Tensor
 
 
@@ -55,6 +57,37 @@ def pool_windows(
                 out -= 1
             pads[i] = (p, max(p, (out - 1) * s + span - s_in - p))
     return windows(op, size, kernel, stride, dilation, tuple(pads))
+
+
+def max_pool_simple(x: Tensor, win: Windows) -> Tensor:
+    """The plain max pooling, read this first: a loop over the windows, each one's largest
+    value. x: (N, C, *S) -> (N, C, *O). Along each axis the window at output position p
+    reads x[p s - lo + j d] for the kernel offsets j whose index lies inside x (padding
+    counts as -inf, so it is never the max; every window holds input).
+
+    ``MaxPoolNd`` computes the same faster (a loop over kernel offsets, not windows);
+    under create_graph the engine differentiates this, and the tests compare the two.
+    Each window's gradient goes to its first maximum in row-major order (``max(dim)``),
+    as PyTorch routes it."""
+    n, c, *size = x.shape
+    maxima = []
+    for p in itertools.product(*(range(o) for o in win.out)):
+        window = tuple(
+            _inside(i * s - lo, k, d, length)
+            for i, s, (lo, _), k, d, length in zip(
+                p, win.stride, win.pads, win.kernel, win.dilation, size
+            )
+        )
+        values = x[(slice(None), slice(None), *window)].reshape(n, c, -1)
+        maxima.append(values.max(dim=-1).values)
+    return Stack(-1)(*maxima).reshape(n, c, *win.out)
+
+
+def _inside(start: int, kernel: int, dilation: int, size: int) -> slice:
+    """The indices start + j dilation (0 <= j < kernel) that lie in [0, size), as a slice."""
+    first = start + -(-max(0, -start) // dilation) * dilation
+    last = min(start + (kernel - 1) * dilation, size - 1)
+    return slice(first, last + 1, dilation)
 
 
 class MaxPoolNd(Op):
@@ -125,13 +158,7 @@ class MaxPoolNd(Op):
         return dx[interior(win, self.size)]
 
     def reference(self, x: Tensor) -> Tensor:
-        """Max pooling as a plain sum over the kernel offsets j of the window values at j
-        times the mask of the windows whose first maximum sits at j (as PyTorch routes
-        the gradient); zero padding is never picked, since every window holds input."""
-        x_pad = Pad(_pad_widths(self.win, self.size))(x)
-        saved_pad, y = self.saved
-        masked = [x_pad[index] * Tensor(first) for _, index, first in self._first_max(saved_pad, y)]
-        return _total(masked)
+        return max_pool_simple(x, self.win)
 
     def _first_max(self, x_pad: Any, y: Any) -> Iterator[tuple[tuple[int, ...], tuple, Any]]:
         """For each kernel offset j (row-major): (j, its slice of x_pad, the mask of the
@@ -225,7 +252,7 @@ class AvgPoolNd(Op):
     def reference(self, x: Tensor) -> Tensor:
         """Average pooling as the plain sum of the window values over the kernel offsets,
         divided by the window's divisor."""
-        x_pad = Pad(_pad_widths(self.win, self.size))(x)
+        x_pad = Pad(_pad_widths(self.win))(x)
         total = _total([x_pad[index] for _, index in offset_slices(self.win)])
         divisor = self.divisor
         return total / (divisor if isinstance(divisor, float) else Tensor(divisor))
@@ -249,7 +276,7 @@ class AvgPoolNd(Op):
         return backend.to_device(divisor.astype(dtype), device)
 
 
-def _pad_widths(win: Windows, size: tuple[int, ...]) -> list[tuple[int, int]]:
+def _pad_widths(win: Windows) -> list[tuple[int, int]]:
     """``Pad`` widths of the padded input of ``win`` (N and C unpadded)."""
     return [(0, 0), (0, 0), *win.pads]
 

@@ -9,7 +9,7 @@ import pytest
 import minidl as md
 from minidl.ops.conv import ConvNd, ConvTransposeNd
 from minidl.ops.normalization import BatchNorm, LayerNorm
-from minidl.ops.pool import AvgPoolNd, MaxPoolNd
+from minidl.ops.pool import AvgPoolNd, MaxPoolNd, max_pool_simple
 from minidl.ops.rnn import GRULayer, LSTMLayer, RNNLayer
 
 
@@ -41,6 +41,37 @@ def test_pooling_matches_the_window_sums():
     (x,) = _arrays(np.random.default_rng(2), (2, 3, 7, 6))
     _same(MaxPoolNd(2, 3, 2, 1), x)
     _same(AvgPoolNd(2, 3, 2, 1, count_include_pad=False), x)
+
+
+@pytest.mark.parametrize(
+    "dims, settings",
+    [
+        (1, dict(kernel_size=3, stride=2, padding=1)),
+        (2, dict(kernel_size=2)),  # disjoint windows: the fast backward assigns
+        (2, dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
+        (2, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+        (3, dict(kernel_size=2, stride=1, dilation=2, ceil_mode=True)),
+        (3, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ],
+)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_matches_its_loop_over_the_windows(dims, settings, ties):
+    """The fast max pooling (a loop over kernel offsets) against ``max_pool_simple`` (a loop
+    over the windows): the same maxima, and the same gradient, which goes to each window's
+    first maximum also when values tie (small integers) or padding and ceil mode shape
+    the windows."""
+    rng = np.random.default_rng(7)
+    shape = (2, 3, *(7, 6, 5)[:dims])
+    values = rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)
+    x = md.tensor(values.astype(np.float64), requires_grad=True)
+    op = MaxPoolNd(dims, **settings)
+    fast = op(x)
+    simple = max_pool_simple(x, op.win)
+    np.testing.assert_array_equal(fast.numpy(), simple.numpy())
+    g = md.tensor(rng.standard_normal(fast.shape))
+    (dx_fast,) = md.autograd.grad(fast, x, g)
+    (dx_simple,) = md.autograd.grad(simple, x, g)
+    np.testing.assert_allclose(dx_fast.numpy(), dx_simple.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_normalization_matches_the_textbook_formula():
