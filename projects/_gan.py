@@ -233,21 +233,50 @@ def curves_figure(
     fid_n: int,
     path: str | os.PathLike,
     title: str,
+    middle: tuple[str, str] = ("discriminator accuracy", "accuracy"),
 ) -> str:
-    """Three panels over epochs: the two losses, D's accuracy on real and fake batches (or
-    any other per-epoch pair in ``history``), and FID (with its N) against epochs."""
+    """Three panels over epochs: the losses (``history``'s "loss*" series), the other
+    per-epoch series (D's accuracies, or a critic's Wasserstein estimate and penalty) under
+    ``middle`` = (title, y label), and FID (with its N)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     epochs = history["epoch"]
-    for key in [k for k in history if k.startswith("loss")]:
-        axes[0].plot(epochs, history[key], marker=".", label=key)
-    for key in [k for k in history if k.startswith("acc")]:
-        axes[1].plot(epochs, history[key], marker=".", label=key)
+    others = [k for k in history if k != "epoch" and not k.startswith(("loss", "train_"))]
+    for ax, keys in ((axes[0], [k for k in history if k.startswith("loss")]), (axes[1], others)):
+        for key in keys:
+            ax.plot(epochs, history[key], marker=".", label=key)
     axes[2].plot(fid_curve["epoch"], fid_curve["fid"], marker="o", label=f"N={fid_n:,}")
     axes[0].set(xlabel="epoch", ylabel="mean loss over the epoch", title="losses")
-    axes[1].set(xlabel="epoch", ylabel="accuracy", title="discriminator accuracy", ylim=(0, 1.02))
+    axes[1].set(xlabel="epoch", ylabel=middle[1], title=middle[0])
     axes[2].set(xlabel="epoch", ylabel="FID", title="FID of a fixed-N sample")
     for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def fid_time_figure(
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    fid_n: int,
+    path: str | os.PathLike,
+    title: str,
+) -> str:
+    """FID (N = fid_n) of each model against the CPU seconds and the wall seconds of its
+    training steps (evaluation excluded), one panel each: equal cost, not equal epochs."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, curve in curves.items():
+        for ax, key in zip(axes, ("train_cpu_s", "train_wall_s")):
+            ax.plot(curve[key], curve["fid"], marker="o", label=name)
+    axes[0].set(
+        xlabel="training CPU seconds", ylabel=f"FID (N={fid_n:,})", title="against CPU time"
+    )
+    axes[1].set(xlabel="training wall seconds (shared machine)", ylabel=f"FID (N={fid_n:,})",
+                title="against wall time")  # fmt: skip
+    for ax in axes:
+        ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

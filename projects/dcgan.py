@@ -61,11 +61,11 @@ FIXED_NOISE = 10  # samples per row of the grid over training
 # often FID is measured (epochs), its N per evaluation and at the end, the N of the
 # mode-collapse check, and how many epochs D may stay pinned at accuracy 1.0.
 DATASETS: dict[str, dict[str, Any]] = {
-    "fashion-mnist": {"budget_s": 360, "epochs": 30, "fid_every": 1, "fid_n": 2000,
+    "fashion-mnist": {"budget_s": 240, "epochs": 30, "fid_every": 1, "fid_n": 2000,
                       "final_fid_n": 10000, "collapse_n": 10000, "patience": 2},
     # 2,428 training images, so FID compares two halves' worth (N = 1,214) throughout, and
     # D may be pinned for longer: an epoch here is 38 steps, a Fashion-MNIST one 937.
-    "pneumoniamnist": {"budget_s": 240, "epochs": 300, "fid_every": 8, "fid_n": 1214,
+    "pneumoniamnist": {"budget_s": 120, "epochs": 300, "fid_every": 5, "fid_n": 1214,
                        "final_fid_n": 1214, "collapse_n": 2428, "patience": 25},
 }  # fmt: skip
 QUICK = {"budget_s": 60, "epochs": 1, "fid_every": 1, "fid_n": 200, "final_fid_n": 200,

@@ -302,8 +302,8 @@ def feature_network(
 ) -> FeatureNet:
     """The FeatureNet of data set ``name`` ("mnist", "fashion-mnist", or "pneumoniamnist": the
     28x28 MedMNIST file): read from its cached checkpoint (checksum verified), else trained
-    on the training images, scored on the test images and cached. ``net.info`` holds its test accuracy and training time.
-    A damaged or foreign checkpoint is retrained, not trusted."""
+    on the training images, scored on the test images and cached. ``net.info`` holds its
+    test accuracy and training time. A damaged or foreign checkpoint is retrained, not trusted."""
     if name not in TRAIN_CONFIG:
         raise ValueError(
             f"feature_network: data set must be one of {list(TRAIN_CONFIG)}, got {name!r}"
