@@ -191,6 +191,28 @@ def test_feature_network_is_trained_once_cached_and_verified(tmp_path, monkeypat
         feature_network("mnist", cache_dir=tmp_path)  # refuses the damaged file, retrains
 
 
+@pytest.mark.filterwarnings("ignore:.*is not the published")
+def test_pneumoniamnist_feature_network_from_a_medmnist_file(tmp_path, monkeypatch):
+    """PneumoniaMNIST's network is trained on the MedMNIST npz (here a generated fixture in
+    its layout: (N, 28, 28) uint8 images, (N, 1) labels), has 2 outputs, and is cached."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 64), ("val", 8), ("test", 32)):
+        labels = np.arange(n) % 2
+        images = rng.integers(0, 100, (n, 28, 28)) + 120 * labels[:, None, None]
+        arrays[f"{split}_images"] = images.astype(np.uint8)
+        arrays[f"{split}_labels"] = labels.astype(np.uint8)[:, None]
+    (tmp_path / "medmnist").mkdir()
+    np.savez(tmp_path / "medmnist" / "pneumoniamnist.npz", **arrays)
+    monkeypatch.setitem(fid_module.TRAIN_CONFIG, "pneumoniamnist", {"epochs": 2, "lr": 3e-3})
+    net = feature_network("pneumoniamnist", cache_dir=tmp_path, root=tmp_path, log=False)
+    x = md.tensor(arrays["test_images"][:5, None].astype(np.float32) / 255)
+    assert net(x).shape == (5, 2) and net.features(x).shape == (5, fid_module.FEATURE_DIM)
+    assert fid_module.checkpoint_path("pneumoniamnist", tmp_path).is_file()
+    again = feature_network("pneumoniamnist", cache_dir=tmp_path, root=tmp_path)
+    np.testing.assert_array_equal(again.features(x).numpy(), net.features(x).numpy())
+
+
 def test_feature_network_names_the_known_data_sets():
     with pytest.raises(ValueError, match="feature_network: data set must be one of"):
         feature_network("cifar10")
