@@ -35,7 +35,7 @@ from .sampler import (
 )
 from .sources import DataCorruptError, DataNotFoundError, data_root, fetch, verify_file
 from .tabular import TabularData, load_adbench, load_creditcard, load_csv
-from .text import CharVocab, load_text, load_tinyshakespeare
+from .text import BPTTBatches, CharVocab, load_janeausten, load_text, load_tinyshakespeare
 from .transforms import (
     ColorJitter,
     Compose,
@@ -57,6 +57,7 @@ from .worker import WorkerInfo, get_worker_info
 __all__ = [
     "CIFAR10",
     "MNIST",
+    "BPTTBatches",
     "BatchSampler",
     "CharVocab",
     "ColorJitter",
@@ -110,6 +111,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_fsdd",
     "load_imdb",
+    "load_janeausten",
     "load_keras_imdb",
     "load_keras_imdb_word_index",
     "load_medmnist",
