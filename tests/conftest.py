@@ -13,6 +13,8 @@ except ImportError:
 # The tests multiply small matrices, where a second BLAS thread only adds synchronisation
 # (5-20x slower on a busy 2-core machine): one thread keeps the suite fast and steady.
 if threadpool_limits is not None:
+    import numpy  # noqa: F401  (threadpool_limits limits only the BLAS already loaded: NumPy's)
+
     threadpool_limits(1, user_api="blas")
 
 settings.register_profile(
