@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +48,23 @@ class ImageLoader:
     One numpy Generator (``self.generator``, seeded by ``seed``) draws both the shuffle
     order and the augmentation, so the state a ``Checkpoint`` keeps of it fixes both and a
     resumed run sees the same batches as an uninterrupted one.
-    images: uint8 (N, C, H, W); labels: (N,) int64.
+    images: uint8 (N, C, H, W); labels: (N,) int64. ``preprocess``: instead of the [0, 1]
+    scaling and ``Normalize(mean, std)`` (pass None for both), a function of the augmented
+    float32 batch with values in [0, 255] (e.g. ``minidl.models.preprocess``'s modes).
     """
 
     def __init__(
         self,
         images: np.ndarray,
         labels: np.ndarray,
-        mean: Sequence[float],
-        std: Sequence[float],
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
         batch_size: int,
         shuffle: bool = False,
         crop_padding: int = 0,
         flip: bool = False,
         seed: int = 0,
+        preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if images.ndim != 4 or images.dtype != np.uint8:
             raise ValueError(
@@ -74,14 +77,19 @@ class ImageLoader:
             steps.append(RandomCrop(images.shape[2:], crop_padding, rng=self.generator))
         if flip:
             steps.append(RandomHorizontalFlip(rng=self.generator))
-        self.transform = Compose([*steps, Normalize(mean, std)])
+        self.preprocess = preprocess
+        self.transform = Compose(steps if preprocess else [*steps, Normalize(mean, std)])
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for x, y in self.loader:
-            yield np.ascontiguousarray(self.transform(x.astype(np.float32) / 255.0)), y
+            if self.preprocess is None:
+                yield np.ascontiguousarray(self.transform(x.astype(np.float32) / 255.0)), y
+            else:
+                x = self.preprocess(self.transform(x.astype(np.float32)))
+                yield np.ascontiguousarray(x, dtype=np.float32), y
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:

@@ -16,8 +16,10 @@ and refuses every other name. Both of torch's layouts are read:
 
 A tensor comes back as a NumPy array (bfloat16 is widened to float32). Where the file holds
 a training checkpoint, the state dict is taken from its ``state_dict`` or ``model`` entry;
-``module.`` prefixes (DataParallel) are dropped, and old DenseNet names (``norm.1``) become
-torchvision's current ones (``norm1``), as torchvision's own loader renames them.
+``module.`` prefixes (DataParallel) are dropped, old DenseNet names (``norm.1``) become
+torchvision's current ones (``norm1``), as torchvision's own loader renames them, and a
+BatchNorm saved before torch counted its steps gets ``num_batches_tracked`` = 0, as torch's
+loader gives it.
 """
 
 from __future__ import annotations
@@ -266,8 +268,8 @@ def _resolve(obj: Any, storage: Callable[[_Storage], np.ndarray]) -> Any:
 # ------------------------------------------------------------------ checkpoint -> state dict
 def state_dict_from(obj: Any, name: str = "the checkpoint") -> OrderedDict[str, np.ndarray]:
     """The state dict in a loaded checkpoint: the object itself when it maps names to
-    arrays, else its ``state_dict`` or ``model`` entry; ``module.`` prefixes dropped and old
-    DenseNet names renamed."""
+    arrays, else its ``state_dict`` or ``model`` entry; ``module.`` prefixes dropped, old
+    DenseNet names renamed, missing BatchNorm step counters set to 0."""
     if isinstance(obj, Mapping) and not _is_state_dict(obj):
         for entry in ("state_dict", "model"):
             if entry in obj and _is_state_dict(obj[entry]):
@@ -277,8 +279,13 @@ def state_dict_from(obj: Any, name: str = "the checkpoint") -> OrderedDict[str, 
         raise CheckpointError(f"{name} holds no state dict (a mapping of names to tensors)")
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for key, value in obj.items():
-        key = key.removeprefix("module.")
-        out[_DENSENET_OLD.sub(r"\1\2", key)] = value
+        key = _DENSENET_OLD.sub(r"\1\2", key.removeprefix("module."))
+        out[key] = value
+        # Files older than BatchNorm's step counter lack it; torch loads them with 0.
+        if key.endswith(".running_var"):
+            counter = key.removesuffix("running_var") + "num_batches_tracked"
+            if counter not in obj and f"module.{counter}" not in obj:
+                out[counter] = np.array(0, np.int64)
     return out
 
 

@@ -169,8 +169,12 @@ def test_refuses_a_file_that_is_no_checkpoint(tmp_path: Path) -> None:
 def test_state_dict_is_found_unwrapped_and_renamed() -> None:
     a = np.zeros(2, np.float32)
     old = {"module.features.denseblock1.denselayer1.norm.1.weight": a, "module.fc.bias": a}
+    old["module.features.denseblock1.denselayer1.norm.1.running_var"] = a
     state = state_dict_from({"state_dict": old, "epoch": 4})
-    assert list(state) == ["features.denseblock1.denselayer1.norm1.weight", "fc.bias"]
+    prefix = "features.denseblock1.denselayer1.norm1"
+    assert list(state) == [f"{prefix}.weight", "fc.bias", f"{prefix}.running_var",
+                           f"{prefix}.num_batches_tracked"]  # fmt: skip
+    assert state[f"{prefix}.num_batches_tracked"] == 0
     with pytest.raises(CheckpointError, match="no state dict"):
         state_dict_from({"epoch": 4})
 

@@ -7,8 +7,8 @@ another environment's Python, ``MINIDL_TORCHVISION_PYTHON``):
 
 ``CASES.json`` is a list of ``{"name", "arch", "kwargs", "shape", "seed"}`` and optionally
 ``"pth"``: "zip" also writes the state dict with ``torch.save`` to ``OUT_DIR/NAME.pth``;
-"legacy" writes it in torch's pre-1.6 layout with DenseNet's old layer names (``norm.1``),
-as torchvision's ImageNet files are. For each case
+"legacy" writes it in torch's pre-1.6 layout with DenseNet's old layer names (``norm.1``)
+and no ``num_batches_tracked``, as torchvision's ImageNet files are. For each case
 the torchvision model ``arch`` is built with ``weights=None`` and ``kwargs``; its BatchNorm
 affine parameters and running statistics are drawn at random (torchvision initialises them
 to 1, 0, 0, 1, which would leave a swapped mean and variance unnoticed); the model runs in
@@ -61,9 +61,11 @@ def reference(case: dict, out_dir: Path) -> Path:
 def save_pth(model: torch.nn.Module, path: Path, legacy: bool) -> None:
     """``torch.save`` of the state dict; ``legacy``: the old layout and old DenseNet names."""
     state = model.state_dict()
-    if legacy:
+    if legacy:  # those files predate num_batches_tracked
         old = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))(\d)\.")
-        state = type(state)((old.sub(r"\1.\2.", k), v) for k, v in state.items())
+        state = type(state)(
+            (old.sub(r"\1.\2.", k), v) for k, v in state.items() if "num_batches" not in k
+        )
     torch.save(state, path, _use_new_zipfile_serialization=not legacy)
 
 
