@@ -96,8 +96,9 @@ def train(
         if step % eval_every == 0 or step == steps:
             val = evaluate(model, corpus.val)
             model.train()
-            for key, value in (("step", step), ("train_nats", np.mean(running)), ("val_nats", val)):
-                curve[key].append(float(value))
+            curve["step"].append(step)
+            curve["train_nats"].append(float(np.mean(running)))
+            curve["val_nats"].append(val)
             running = []
             ctx.log(
                 f"{corpus.name} step {step}/{steps} train {curve['train_nats'][-1]:.3f} "
@@ -201,8 +202,8 @@ def _torch_train(
         optimizer.step()
         running.append(loss.item())
         if step % every == 0 or step == steps:
-            for key, value in (("step", step), ("train_nats", np.mean(running))):
-                curve[key].append(float(value))
+            curve["step"].append(step)
+            curve["train_nats"].append(float(np.mean(running)))
             curve["val_nats"].append(evaluate_torch())
             running = []
     return curve
