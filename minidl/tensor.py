@@ -27,6 +27,7 @@ import numpy as np
 
 from minidl import anomaly_mode, backend, grad_mode
 from minidl.anomaly_mode import AnomalyError, detect_anomaly  # noqa: F401  (re-exported)
+from minidl.backend import Array
 from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
     bool_,
     constant_like,
@@ -118,10 +119,10 @@ class Op:
             _notify("after_forward", self, tensors, out)
         return out
 
-    def forward(self, *arrays: Any) -> Any:
+    def forward(self, *arrays: Array) -> Array:
         raise NotImplementedError
 
-    def backward(self, grad: Any) -> Any:
+    def backward(self, grad: Array | Tensor) -> Any:
         raise NotImplementedError
 
     reference: Callable[..., Tensor] | None = None

@@ -65,3 +65,15 @@ def test_engine_reads_in_one_sitting_and_imports_no_op():
     for module in imports:
         assert not module.startswith("minidl.ops"), module
         assert module not in ("minidl.tensor_methods", "minidl.tensor_functions", "minidl.nn")
+
+
+def test_readme_op_table_is_the_listing():
+    """The README's op table is exactly ``python -m minidl.ops --markdown``: an op added,
+    renamed or reached from a new name shows in the table (regenerate it with that command
+    and paste it over the table under "Every op: from a name to its backward")."""
+    from minidl.ops.__main__ import entries, markdown
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| op class | file | built by |")
+    table = readme[start : readme.index("\n\n", start)]
+    assert table == markdown(entries()).strip(), "README's op table is stale: see the docstring"

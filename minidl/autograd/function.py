@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl.backend import Array
 from minidl.tensor import Op, Tensor, is_grad_enabled, no_grad
 
 
@@ -112,7 +113,7 @@ class FunctionNode(Op):
     def name(self) -> str:
         return self.function.__name__
 
-    def forward(self, *arrays: Any) -> Any:
+    def forward(self, *arrays: Array) -> Array:
         if len(self.differentiable) == 1:
             return self.differentiable[0].data
         return self.xp.concatenate([o.data.reshape(-1) for o in self.differentiable])
@@ -128,7 +129,7 @@ class FunctionNode(Op):
             start += size
         return found
 
-    def backward(self, dy: Any) -> tuple:
+    def backward(self, dy: Array | Tensor) -> tuple:
         graph = isinstance(dy, Tensor)
         grads = self._output_grads(dy if graph else Tensor(dy))
         result = self.function.backward(self.ctx, *grads)

@@ -18,7 +18,7 @@ from minidl.nn import init
 from minidl.nn.linear import empty_parameter
 from minidl.nn.module import Module
 from minidl.ops import conv as conv_ops
-from minidl.ops.arguments import SPATIAL, as_tuple
+from minidl.ops.arguments import as_tuple
 from minidl.tensor import Tensor
 from minidl.tensor_functions import tensor
 
@@ -87,18 +87,6 @@ class _ConvNd(Module):
             bound = init.default_bound(self.weight)
             init.uniform_(self.bias, -bound, bound)
 
-    def _check_input(self, x: Tensor) -> None:
-        """Rank and channel count, with what was expected (the op checks the spatial size
-        against the kernel, naming this layer)."""
-        name, d, c = type(self).__name__, self.dims, self.in_channels
-        if x.ndim not in (d + 1, d + 2) or x.shape[-d - 1] != c:
-            raise ValueError(
-                f"{name}: expected input of shape (N, {c}, {SPATIAL[d]}) or "
-                f"({c}, {SPATIAL[d]}), got {x.shape}"
-            )
-        if self.transposed and min(x.shape[-d:]) < 1:
-            raise ValueError(f"{name}: input of shape {x.shape} has an empty spatial dim")
-
     def extra_repr(self) -> str:
         s = (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -160,7 +148,6 @@ class _Conv(_ConvNd):
         )
 
     def forward(self, input: Tensor) -> Tensor:
-        self._check_input(input)
         padding = self.padding
         if self.padding_mode != "zeros":
             input, padding = self._pad_by_mode(input), 0
@@ -243,7 +230,6 @@ class _ConvTranspose(_ConvNd):
         )
 
     def forward(self, input: Tensor, output_size: tuple[int, ...] | None = None) -> Tensor:
-        self._check_input(input)
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = self._output_padding(input, output_size)

@@ -324,8 +324,10 @@ def _embedding_renorm_(
 # --------------------------------------------------------------------- convolution, pooling
 # Inputs are (N, C, *S) or unbatched (C, *S), with S = (L,), (H, W) or (D, H, W). The
 # helpers below take any number of spatial dims; the layers of nn/conv.py and nn/pooling.py
-# call them with their own name, so that an input is checked once (here and in the op) and
-# the error names the layer.
+# call them with their own name. They are the one place an input's rank and channels are
+# checked (``_batched``; a convolution's operands by ``ops.conv.check_operands``), so the
+# error names the layer and shows the shape the user passed; the ops check only what they
+# compute (the spatial size against the kernel, in ``ops.im2col.windows``).
 Ints = int | tuple[int, ...]  # a size per spatial dim, or one for all
 
 
@@ -355,10 +357,9 @@ def _conv(
     """``conv{dims}d``: batched (N, C, *S) or unbatched (C, *S) input. ``name``: the name
     errors give (a layer's, when a layer calls)."""
     op = name or f"conv{dims}d"
-    x, unbatched = _batched(op, x, dims)
-    if weight.ndim != dims + 2:
-        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
-    operands = (x, weight) if bias is None else (x, weight, bias)
+    _conv_ops.check_operands(op, dims, x, weight, bias, groups, transposed=False)
+    unbatched = x.ndim == dims + 1
+    operands = (x.unsqueeze(0) if unbatched else x, weight, *([] if bias is None else [bias]))
     y = _conv_ops.ConvNd(stride, padding, dilation, groups, op)(*operands)
     return y.squeeze(0) if unbatched else y
 
@@ -378,10 +379,9 @@ def _conv_transpose(
     """``conv_transpose{dims}d``: batched (N, C, *S) or unbatched (C, *S) input. ``name``:
     the name errors give (a layer's, when a layer calls)."""
     op = name or f"conv_transpose{dims}d"
-    x, unbatched = _batched(op, x, dims)
-    if weight.ndim != dims + 2:
-        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {weight.shape}")
-    operands = (x, weight) if bias is None else (x, weight, bias)
+    _conv_ops.check_operands(op, dims, x, weight, bias, groups, transposed=True)
+    unbatched = x.ndim == dims + 1
+    operands = (x.unsqueeze(0) if unbatched else x, weight, *([] if bias is None else [bias]))
     conv = _conv_ops.ConvTransposeNd(stride, padding, output_padding, groups, dilation, op)
     y = conv(*operands)
     return y.squeeze(0) if unbatched else y

@@ -158,7 +158,7 @@ class Softplus(Op):
     def reference(self, x: Tensor) -> Tensor:
         bx = self.beta * x  # exp of the clamped value: the branch not taken stays finite
         soft = (1 + bx.clamp(max=self.threshold).exp()).log() / self.beta
-        return where(Tensor(bx.data > self.threshold), x, soft)
+        return Where()(Tensor(bx.data > self.threshold), x, soft)
 
 
 class Softmax(Op):
@@ -244,7 +244,3 @@ class Hardswish(Op):
     def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (x,) = self.saved
         return dy * self.xp.where(x <= -3, 0, self.xp.where(x < 3, x / 3 + 0.5, 1))
-
-
-def where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    return Where()(cond, a, b)

@@ -61,22 +61,31 @@ def conv_pads(
     return tuple((p, p) for p in as_tuple(padding, dims, "padding", op))
 
 
-def _check_operands(op: str, x: Any, w: Any, b: Any, in_channels: int, out_channels: int) -> None:
-    """Ranks, channel counts, bias shape and dtypes of a (transposed) convolution."""
-    dims = w.ndim - 2
-    if dims not in SPATIAL:
-        raise ValueError(f"{op}: weight must have 3 to 5 dims, got shape {w.shape}")
-    if x.ndim != dims + 2:
+def check_operands(
+    op: str, dims: int, x: Any, w: Any, b: Any, groups: int, transposed: bool
+) -> None:
+    """The one check of a (transposed) convolution's operands, made where they enter:
+    ``F.conv*d`` / ``F.conv_transpose*d``, which the layers call with their own name as
+    ``op``. The weight's rank and groups, the input's rank (batched (N, C, *S) or unbatched
+    (C, *S)) and channels, the bias shape and the dtypes; the op then checks only what it
+    computes, the spatial size against the kernel (``windows``). Tensors or arrays."""
+    if w.ndim != dims + 2:
+        raise ValueError(f"{op}: expected a {dims + 2}-d weight, got shape {tuple(w.shape)}")
+    if groups < 1 or w.shape[0] % groups:
+        kind = "in" if transposed else "out"
+        raise ValueError(f"{op}: groups={groups} must divide the {w.shape[0]} {kind} channels")
+    c_in = w.shape[0] if transposed else w.shape[1] * groups
+    c_out = w.shape[1] * groups if transposed else w.shape[0]
+    spatial, shape = SPATIAL[dims], tuple(x.shape)
+    if x.ndim not in (dims + 1, dims + 2) or shape[-dims - 1] != c_in:
         raise ValueError(
-            f"{op}: expected input of shape (N, C, {SPATIAL[dims]}) for a weight of shape "
-            f"{w.shape}, got {x.shape}"
+            f"{op}: expected input of shape (N, {c_in}, {spatial}) or ({c_in}, {spatial}), got "
+            f"{shape} (the weight {tuple(w.shape)} takes {c_in} input channels)"
         )
-    if x.shape[1] != in_channels:
-        raise ValueError(
-            f"{op}: input has {x.shape[1]} channels, but the weight {w.shape} expects {in_channels}"
-        )
-    if b is not None and b.shape != (out_channels,):
-        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {b.shape}")
+    if transposed and min(shape[-dims:]) < 1:
+        raise ValueError(f"{op}: input of shape {shape} has an empty spatial dim")
+    if b is not None and tuple(b.shape) != (c_out,):
+        raise ValueError(f"{op}: bias must have shape ({c_out},), got {tuple(b.shape)}")
     dtypes = {a.dtype for a in (x, w, b) if a is not None}
     if len(dtypes) > 1:
         raise TypeError(f"{op}: input, weight and bias dtypes differ: {sorted(map(str, dtypes))}")
@@ -204,6 +213,7 @@ class ConvNd(Op):
     y[n, o, p] = b[o] + sum_{c, j} w[o, c, j] x_pad[n, (o // (C_out/g)) C_in/g + c, p s + j d].
     As matrices: Y_g = W_g @ cols_g;  dW_g = dY_g @ cols_g^T,  dx = col2im(W_g^T @ dY_g),
     db = sum over n and p of dy. Saves the columns only if w needs a gradient.
+    The operands were checked where they entered (``check_operands``, called by F).
     """
 
     def __init__(
@@ -219,9 +229,6 @@ class ConvNd(Op):
 
     def forward(self, x: Array, w: Array, b: Array | None = None) -> Array:
         g = self.groups
-        if g < 1 or w.shape[0] % g:
-            raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} out channels")
-        _check_operands(self.op, x, w, b, w.shape[1] * g, w.shape[0])
         dims = w.ndim - 2
         stride = as_tuple(self.stride, dims, "stride", self.op)
         dilation = as_tuple(self.dilation, dims, "dilation", self.op)
@@ -287,6 +294,7 @@ class ConvTransposeNd(Op):
     y = col2im(W_g^T @ X_g) + b  (the input gradient of a convolution from C_out to C_in);
     dx_g = W_g @ cols_g with cols = im2col(dy) (that convolution's forward),
     dW_g = X_g @ cols_g^T,  db = sum over n and positions of dy.
+    The operands were checked where they entered (``check_operands``, called by F).
     """
 
     def __init__(
@@ -303,9 +311,6 @@ class ConvTransposeNd(Op):
 
     def forward(self, x: Array, w: Array, b: Array | None = None) -> Array:
         g = self.groups
-        if g < 1 or w.shape[0] % g:
-            raise ValueError(f"{self.op}: groups={g} must divide the {w.shape[0]} in channels")
-        _check_operands(self.op, x, w, b, w.shape[0], w.shape[1] * g)
         dims = w.ndim - 2
         settings = [
             as_tuple(v, dims, name, self.op)

@@ -38,8 +38,6 @@ from minidl.quant.observers import MovingAverageMinMaxObserver
 from minidl.tensor import Tensor, int32, no_grad
 from minidl.tensor_functions import tensor
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
 
 class _FakeQuantizeBase(Module):
     """What both fake-quantizers share: the observer (``activation_post_process``, as
@@ -295,8 +293,8 @@ class _QATConv:
         return _adopt(qat, mod)
 
     def forward(self, input: Tensor) -> Tensor:
-        self._check_input(input)
-        y = _CONV[self.dims](
+        y = F._conv(  # checks the input once, naming this layer
+            self.dims,
             input,
             self.weight_fake_quant(self.weight),
             self.bias,
@@ -304,6 +302,7 @@ class _QATConv:
             self.padding,
             self.dilation,
             self.groups,
+            name=type(self).__name__,
         )
         return self.activation_post_process(F.relu(y) if self.relu else y)
 

@@ -383,6 +383,31 @@ def test_layers_name_what_they_expected(make, x_shape, message):
         make()(md.randn(*x_shape))
 
 
+@pytest.mark.parametrize(
+    "layer, call, x_shape",
+    [
+        (nn.Conv2d(3, 4, 3), F.conv2d, (2, 4, 5, 5)),  # channels
+        (nn.Conv2d(3, 4, 3), F.conv2d, (4, 5, 5)),  # channels, unbatched
+        (nn.Conv1d(3, 4, 3), F.conv1d, (2, 3, 5, 5)),  # rank
+        (nn.ConvTranspose2d(2, 4, 3), F.conv_transpose2d, (1, 4, 3, 3)),
+        (nn.ConvTranspose1d(2, 4, 3), F.conv_transpose1d, (1, 2, 0)),  # empty spatial dim
+    ],
+)
+def test_a_conv_input_is_checked_once_with_one_text(layer, call, x_shape):
+    """The layer and F.conv*d check an input in one place (ops.conv.check_operands, where F
+    is entered): the same message, naming the layer or the function, the shape the user
+    passed and the weight."""
+    x = md.randn(*x_shape)
+    with pytest.raises(ValueError) as by_layer:
+        layer(x)
+    with pytest.raises(ValueError) as by_function:
+        call(x, layer.weight, layer.bias)
+    name, function = type(layer).__name__, call.__name__
+    assert str(by_layer.value).startswith(f"{name}: ")
+    assert str(by_function.value) == str(by_layer.value).replace(name, function, 1)
+    assert str(x_shape) in str(by_layer.value)
+
+
 def test_settings_are_checked_where_they_enter():
     with pytest.raises(ValueError, match="groups=3 must divide in_channels=4"):
         nn.Conv2d(4, 6, 3, groups=3)
@@ -394,7 +419,7 @@ def test_settings_are_checked_where_they_enter():
         nn.Conv2d(1, 1, (3, 3, 3))
     with pytest.raises(ValueError, match=r"output_padding .* must be smaller than the stride"):
         F.conv_transpose2d(md.randn(1, 1, 3, 3), md.randn(1, 1, 3, 3), stride=2, output_padding=2)
-    with pytest.raises(ValueError, match=r"conv2d: input has 2 channels, but the weight"):
+    with pytest.raises(ValueError, match=r"conv2d: expected input of shape \(N, 3, H, W\)"):
         F.conv2d(md.randn(1, 2, 5, 5), md.randn(4, 3, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d: expected a 4-d weight"):
         F.conv2d(md.randn(1, 2, 5, 5), md.randn(4, 2, 3))
