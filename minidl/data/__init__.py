@@ -5,7 +5,7 @@ Data files are found under `data_root()` (``$MINIDL_DATA``, else ``~/.cache/mini
 """
 
 from .archive import read_files
-from .audio import SpokenDigits, load_fsdd, read_wav
+from .audio import SpokenDigits, load_fsdd, mix_at_snr, read_wav
 from .cache import cache_root, cached_arrays
 from .cifar import load_cifar10, load_cifar100
 from .dataset import (
@@ -119,6 +119,7 @@ __all__ = [
     "load_movie_reviews",
     "load_text",
     "load_tinyshakespeare",
+    "mix_at_snr",
     "parse_idx",
     "random_split",
     "read_files",

@@ -1,5 +1,6 @@
-"""WAV audio, and the Free Spoken Digit Dataset (FSDD): recordings named
-``{digit}_{speaker}_{index}.wav``, 8 kHz mono."""
+"""WAV audio, the Free Spoken Digit Dataset (FSDD): recordings named
+``{digit}_{speaker}_{index}.wav``, 8 kHz mono, and noisy speech made from clean speech and
+noise at a chosen signal-to-noise ratio (``mix_at_snr``)."""
 
 from __future__ import annotations
 
@@ -84,3 +85,28 @@ def load_fsdd(split: str = "all", root: str | os.PathLike | None = None) -> Spok
         rate = file_rate
     targets = np.array([e[0] for e in entries], dtype=np.int64)
     return SpokenDigits(waves, targets, [e[1] for e in entries], rate, [str(d) for d in range(10)])
+
+
+def mix_at_snr(
+    clean: np.ndarray, noise: np.ndarray, snr_db: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mixture, scaled noise): ``clean + g * noise`` with the gain g that makes
+    ``10 log10(sum(clean**2) / sum((g * noise)**2)) == snr_db``.
+
+    clean, noise: (T,) waveforms of one length (cut the noise segment to the clean clip
+    first); both must hold some energy. Returned in clean's dtype."""
+    clean, noise = np.asarray(clean), np.asarray(noise)
+    if clean.ndim != 1 or clean.shape != noise.shape:
+        raise ValueError(
+            f"mix_at_snr: clean and noise must be waveforms (T,) of one length, "
+            f"got {clean.shape} and {noise.shape}"
+        )
+    p_clean = np.sum(clean.astype(np.float64) ** 2)
+    p_noise = np.sum(noise.astype(np.float64) ** 2)
+    if p_clean == 0 or p_noise == 0:
+        raise ValueError(
+            f"mix_at_snr: clean energy {p_clean} and noise energy {p_noise} must be > 0"
+        )
+    gain = np.sqrt(p_clean / (p_noise * 10 ** (snr_db / 10)))
+    scaled = (gain * noise).astype(clean.dtype)
+    return clean + scaled, scaled

@@ -1,10 +1,12 @@
 """Evaluation metrics on NumPy arrays or tensors (outside the graph): image quality
-(``psnr``) and binary detection scores over anomaly scores (scikit-learn's metrics, with the
-threshold choice written out), and the Fréchet distance between the features of real and
-generated images (``minidl.metrics.fid.fid``, with a feature network trained on the domain);
-language models: perplexity and bits per character of a loss in nats, and measures of
-generated text (real-word share, repeated n-gram rate)."""
+(``psnr``), speech enhancement (``snr``, ``segmental_snr``), binary detection scores over
+anomaly scores (scikit-learn's metrics, with the threshold choice written out), and the
+Fréchet distance between the features of real and generated images
+(``minidl.metrics.fid.fid``, with a feature network trained on the domain); language
+models: perplexity and bits per character of a loss in nats, and measures of generated
+text (real-word share, repeated n-gram rate)."""
 
+from .audio import segmental_snr, snr
 from .detection import best_f1_threshold, detection_report
 
 # minidl.metrics.fid stays the module (the issue's name for it): its function is fid.fid
@@ -24,5 +26,7 @@ __all__ = [
     "psnr",
     "real_word_share",
     "repeated_ngram_rate",
+    "segmental_snr",
+    "snr",
     "words",
 ]
