@@ -40,7 +40,14 @@ import numpy as np
 
 import minidl as md
 from minidl import nn, optim
-from minidl.data import DataLoader, TensorDataset, data_root, mix_at_snr
+from minidl.data import (
+    DataLoader,
+    DataNotFoundError,
+    TensorDataset,
+    data_root,
+    load_fsdd,
+    mix_at_snr,
+)
 from minidl.metrics import segmental_snr, snr
 from minidl.nn import functional as F
 from minidl.train import EarlyStopping, fit
@@ -111,6 +118,8 @@ def load_audio(path: Path) -> np.ndarray:
     """A WAV file as (T,) float32 at SR (librosa resamples)."""
     import librosa
 
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} is missing (see the data table in the README)")
     wave, _ = librosa.load(path, sr=SR, mono=True)
     return wave
 
@@ -122,14 +131,15 @@ def clean_clips(ctx: RunContext, rng: np.random.Generator) -> dict[str, list[Cli
     SiSec: whole clips (chunks of CHUNK_S for training)."""
     speech = data_root() / "speech"
     splits: dict[str, list[Clip]] = {"train": [], "val": [], "test": []}
+    fsdd = load_fsdd()  # 8 kHz already; sorted by digit, speaker, index
+    names = [f"{d}_{s}" for d, s in zip(fsdd.targets, fsdd.speakers)]
     for split, speakers in FSDD_SPEAKERS.items():
         count = ctx.subset(DIGIT_STRINGS[split], 2 if split == "train" else 1)
         for speaker in speakers:
-            files = sorted((speech / "fsdd" / "recordings").glob(f"*_{speaker}_*.wav"))
-            picks = rng.choice(len(files), size=(count, DIGITS), replace=False)
-            for row in picks:
-                wave = np.concatenate([load_audio(files[i]) for i in row])
-                name = "+".join(files[i].stem for i in row)
+            mine = [i for i, s in enumerate(fsdd.speakers) if s == speaker]
+            for row in rng.choice(mine, size=(count, DIGITS), replace=False):
+                wave = np.concatenate([fsdd.waves[i] for i in row])
+                name = "+".join(f"{names[i]}@{i}" for i in row)  # @ its place in fsdd
                 splits[split].append(Clip("fsdd", speaker, name, wave))
     for source, folder, names in (
         ("arctic", "cmu_arctic", ARCTIC),

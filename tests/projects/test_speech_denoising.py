@@ -54,7 +54,11 @@ def test_quick_run_writes_metrics_wavs_and_figures(tmp_path):
 def test_splits_share_no_speaker_clip_or_noise_segment():
     data = sd.build_mixtures(RunContext("speech_denoising", data_root(), quick=True))
     speakers = {s: {(m.clip.source, m.clip.speaker) for m in ms} for s, ms in data.items()}
-    clips = {s: {m.clip.name.split("#")[0] for m in ms} for s, ms in data.items()}
+    # A clip's recordings: the FSDD digits of a digit string, the file of a chunk.
+    clips = {
+        s: {piece.split("#")[0] for m in ms for piece in m.clip.name.split("+")}
+        for s, ms in data.items()
+    }
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         assert not speakers[a] & speakers[b], (a, b)
         assert not clips[a] & clips[b], (a, b)
