@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,15 @@ def fid_network(name: str, quick: bool) -> fid.FeatureNet:
         return fid.feature_network(name)
     images, labels, _ = load_unit_images(name, "train", 1000)
     return fid.train_feature_network(images, labels, epochs=1)
+
+
+def mean_pairwise_distance(samples: np.ndarray) -> float:
+    """The mean L2 distance between the K samples (K, ...) over the K (K - 1) / 2 pairs:
+    0 when all are the same image, the diversity of a patch's completions otherwise."""
+    flat = samples.reshape(len(samples), -1).astype(np.float64)
+    if len(flat) < 2:
+        raise ValueError(f"mean_pairwise_distance: needs >= 2 samples, got {len(flat)}")
+    return float(np.mean([np.linalg.norm(a - b) for a, b in combinations(flat, 2)]))
 
 
 PINNED_ACCURACY = 0.99  # the discriminator wins outright: its generator learns nothing

@@ -10,13 +10,8 @@ import pytest
 
 import minidl as md
 from projects import _generative as gen
-from projects.center_patch_cgan import (
-    LAMBDAS,
-    Generator,
-    centre,
-    mean_pairwise_distance,
-    patch_l1,
-)
+from projects._generative import mean_pairwise_distance
+from projects.center_patch_cgan import LAMBDAS, Generator, centre, patch_l1
 from projects.runner import run_project
 
 

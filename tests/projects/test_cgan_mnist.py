@@ -34,6 +34,9 @@ def test_quick_run_writes_metrics_and_figures(tmp_path):
     accuracies = results["classifier_accuracy_per_class"]
     assert all(0 <= v <= 1 for v in accuracies.values())
     assert results["classifier_accuracy_mean"] == pytest.approx(np.mean(list(accuracies.values())))
+    assert set(results["diversity_per_class"]) == set(classes)
+    assert all(v >= 0 for v in results["diversity_per_class"].values())
+    assert results["diversity_real_test_mean"] > 0
     history = results["history"]
     assert len(history["fid"]) == len(history["d_acc_real"]) == results["epochs"] == 1
     curve = results["d_accuracy_curve"]
