@@ -28,7 +28,7 @@ from minidl.distributed.comm import (
     is_initialized,
 )
 from minidl.distributed.ddp import DistributedDataParallel
-from minidl.ops.sync_batchnorm import all_reduce
+from minidl.distributed.functional import all_reduce
 
 __all__ = [
     "Communicator",

@@ -9,9 +9,9 @@ against one process (the global statistics and their gradient).
 from __future__ import annotations
 
 from minidl.distributed.comm import Communicator
+from minidl.distributed.functional import all_reduce
 from minidl.gradient_check.registry import normal, register
 from minidl.nn.sync_batchnorm import sync_batch_norm
-from minidl.ops.sync_batchnorm import all_reduce
 
 _ONE = Communicator()  # a world of one, without MPI
 

@@ -52,11 +52,6 @@ class AllReduce(Op):
         return self.comm.allreduce(dy)
 
 
-def all_reduce(x: Tensor, comm: Any) -> Tensor:
-    """The differentiable sum of ``x`` over the ranks of ``comm`` (same shape everywhere)."""
-    return AllReduce(comm)(x)
-
-
 class SyncBatchNorm(Op):
     """Training-mode BatchNorm over every axis but 1, with statistics over all ranks.
 
@@ -132,9 +127,9 @@ class SyncBatchNorm(Op):
         """The same function composed of differentiable ops (two sums over the ranks), for
         higher-order gradients: mean = sum_r sum x / M, var = sum_r sum (x - mean)^2 / M."""
         x3 = x.reshape(x.shape[0], x.shape[1], -1)
-        mean = all_reduce(x3.sum(axis=(0, 2)), self.comm) / self.m
+        mean = AllReduce(self.comm)(x3.sum(axis=(0, 2))) / self.m
         centered = x3 - mean.reshape(1, -1, 1)
-        var = all_reduce((centered * centered).sum(axis=(0, 2)), self.comm) / self.m
+        var = AllReduce(self.comm)((centered * centered).sum(axis=(0, 2))) / self.m
         xhat = centered / (var.reshape(1, -1, 1) + self.eps).sqrt()
         w = None if weight is None else weight.reshape(1, -1, 1)
         b = None if bias is None else bias.reshape(1, -1, 1)

@@ -25,7 +25,7 @@ import minidl as md
 from minidl import nn, optim
 from minidl.data import DataLoader, TensorDataset
 from minidl.distributed import Communicator, DistributedDataParallel, init
-from minidl.ops.sync_batchnorm import all_reduce
+from minidl.distributed.functional import all_reduce
 from minidl.train import fit
 
 CONFIGS = [
