@@ -65,7 +65,8 @@ FEATURE_TRAIN = {"steps": 400, "batch_size": 32, "patch": 64, "lr": 3e-3}
 FEATURE_VERSION = 1
 # None: the VGG-style network trained here (feature_network). A user with converted VGG16
 # weights sets a module mapping Y (N, 1, H, W) in [0, 1] to feature maps, e.g.
-# ImageNetInput(vgg16.features[:9]) (conv1_1 ... relu2_2) from minidl's weight converter.
+# ImageNetInput(minidl.models.vgg16(weights=PATH).features[:9]) (conv1_1 ... relu2_2), PATH
+# a checkpoint made by minidl's converter from torchvision's VGG16 weights.
 FEATURES: nn.Module | None = None
 MONITOR = {"photos": 6, "crop": 96, "points": 5}  # PSNR against time: crops of val photos
 

@@ -122,6 +122,18 @@ def test_imagenet_input_repeats_y_and_normalises():
     np.testing.assert_allclose(out[0, :, 0, 0], expected, rtol=1e-6)
 
 
+def test_a_vgg16_slice_can_be_the_feature_network():
+    """What a user with converted VGG16 weights passes as FEATURES (random weights here, and
+    narrowed: the layout is the point): conv1_1 ... relu2_2 behind ImageNetInput."""
+    from minidl.models import vgg16
+
+    md.manual_seed(0)
+    features = sr.ImageNetInput(vgg16(width_mult=0.125).features[:9]).eval()
+    hr = md.tensor(np.random.default_rng(0).uniform(0, 1, (1, 1, 16, 16)).astype(np.float32))
+    assert features(hr).shape == (1, 16, 8, 8)
+    assert sr.perceptual_loss(hr, hr, features).item() == 0.0
+
+
 @pytest.mark.skipif(not sr.available(), reason="BSDS500 is not under MINIDL_DATA")
 def test_quick_run_writes_metrics_and_figures(tmp_path):
     run_project("super_resolution", out=tmp_path, quick=True)
