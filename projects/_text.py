@@ -19,16 +19,18 @@ SPLIT = {"train": 0.7, "val": 0.1, "test": 0.2}  # of the 2,000 reviews, stratif
 PAD = "<pad>"
 
 
-def load_reviews(ctx: RunContext, n_quick: int) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The polarity v2.0 reviews split by ``SPLIT`` (stratified, seeded by ``ctx.seed``):
-    split name -> (texts, labels (N,) float32, 1 = positive). ``--quick`` keeps ``n_quick``
-    reviews (half of each class) before splitting."""
+def load_reviews(
+    ctx: RunContext, n_quick: int, seed: int | None = None
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The polarity v2.0 reviews split by ``SPLIT`` (stratified, seeded by ``seed``, default
+    ``ctx.seed``): split name -> (texts, labels (N,) float32, 1 = positive). ``--quick``
+    keeps ``n_quick`` reviews (half of each class) before splitting."""
     data = load_movie_reviews()
     labels = np.asarray(data.targets)
     keep = np.arange(len(labels))
     if ctx.quick:
         keep = stratified_split(labels, [n_quick / len(labels), 1 - n_quick / len(labels)], 0)[0]
-    parts = stratified_split(labels[keep], list(SPLIT.values()), ctx.seed)
+    parts = stratified_split(labels[keep], list(SPLIT.values()), ctx.seed if seed is None else seed)
     return {
         name: ([data.data[i] for i in keep[part]], labels[keep[part]].astype(np.float32))
         for name, part in zip(SPLIT, parts)
