@@ -453,6 +453,7 @@ def run(ctx: RunContext) -> None:
         f"x{s} {results['bicubic'][f'x{s}']['psnr']:.3f} dB" for s in SCALES))  # fmt: skip
 
     filters, n1, n2, residual = ctx.sized(NETWORK["here"], NETWORK["full"], NETWORK["here"])
+    # Training counts steps, not epochs: --epochs N sets the number of steps.
     steps = ctx.epochs_or(ctx.sized(TRAIN["steps"], TRAIN["full_steps"], 10), 10)
     features, feature_info = feature_network(ctx, train, val)
     results["feature_network"] = feature_info
