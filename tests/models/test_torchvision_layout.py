@@ -35,6 +35,7 @@ CASES: dict[str, tuple[str, dict, list[int]]] = {
         "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
         "resnet18", "resnet34", "resnet50", "resnext50_32x4d", "wide_resnet50_2",
         "densenet121", "densenet161", "googlenet", "mobilenet_v2",
+        "resnet101", "resnet152", "densenet169", "densenet201",
     ]},
     "vgg16_bn_32px_10": ("vgg16_bn", {"num_classes": 10}, [2, 3, 32, 32]),
     "resnet18_odd_size_7": ("resnet18", {"num_classes": 7}, [1, 3, 45, 71]),
