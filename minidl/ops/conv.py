@@ -212,7 +212,8 @@ class ConvNd(Op):
     O_i = (S_i + lo_i + hi_i - d_i (k_i - 1) - 1) // s_i + 1,
     y[n, o, p] = b[o] + sum_{c, j} w[o, c, j] x_pad[n, (o // (C_out/g)) C_in/g + c, p s + j d].
     As matrices: Y_g = W_g @ cols_g;  dW_g = dY_g @ cols_g^T,  dx = col2im(W_g^T @ dY_g),
-    db = sum over n and p of dy. Saves the columns only if w needs a gradient.
+    db = sum over n and p of dy. Saves x (not its columns, prod(k) times larger: backward
+    rebuilds them for dW) only if w needs a gradient.
     The operands were checked where they entered (``check_operands``, called by F).
     """
 
@@ -236,19 +237,22 @@ class ConvNd(Op):
         self.win = windows(self.op, x.shape[2:], w.shape[2:], stride, dilation, pads)
         self.size = x.shape[2:]
         cols = im2col(self.xp, x, self.win)
+        # saves the input, not its prod(k) times larger columns: backward rebuilds them
         self.save_for_backward(
-            cols if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
+            x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )
         return _correlate(self.xp, w, cols, g, b)
 
     def backward(self, dy: Array | Tensor) -> tuple:
-        cols, w = self.saved
+        x, w = self.saved
         dx = dw = db = None
         dy = to_batch_last(self.xp, dy)  # so both uses below read it in place
+        if self.needs_input_grad[1]:  # first: its columns are freed before dx needs as many
+            cols = im2col(self.xp, x, self.win)
+            dw = _weight_grad(self.xp, dy, cols, self.groups, self._weight_shape(cols))
+            del cols
         if self.needs_input_grad[0]:
             dx = _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
-        if self.needs_input_grad[1]:
-            dw = _weight_grad(self.xp, dy, cols, self.groups, self._weight_shape(cols))
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = _bias_grad(dy)
         return dx, dw, db
