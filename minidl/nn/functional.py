@@ -435,10 +435,11 @@ def _avg_pool(
     return y.squeeze(0) if unbatched else y
 
 
-def _adaptive_avg_pool(dims: int, x: Tensor, output_size: Any) -> Tensor:
+def _adaptive_avg_pool(dims: int, x: Tensor, output_size: Any, name: str | None = None) -> Tensor:
     """``adaptive_avg_pool{dims}d``: output bin i on each axis averages
-    x[floor(i S / O) : ceil((i + 1) S / O)]."""
-    op = f"adaptive_avg_pool{dims}d"
+    x[floor(i S / O) : ceil((i + 1) S / O)]. ``name``: the name errors give (a layer's,
+    when a layer calls)."""
+    op = name or f"adaptive_avg_pool{dims}d"
     x, unbatched = _batched(op, x, dims)
     y = _resample.adaptive_resample(op, x.shape, output_size)(x)
     return y.squeeze(0) if unbatched else y

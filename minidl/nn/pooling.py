@@ -1,7 +1,8 @@
 """Pooling and upsampling layers, as in ``torch.nn``: MaxPool1d/2d/3d, AvgPool1d/2d/3d,
 AdaptiveAvgPool1d/2d/3d and Upsample. They have no parameters and call their functional
-form in ``minidl.nn.functional``; max and average pooling pass their own name, so the one
-check of the input (rank, then size against the kernel in the op) names the layer."""
+form in ``minidl.nn.functional``; max, average and adaptive pooling pass their own name,
+so the one check of the input (rank, then size against the kernel in the op) names the
+layer."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 
 from minidl.nn import functional as F
 from minidl.nn.module import Module
-from minidl.ops.arguments import SPATIAL, as_tuple
+from minidl.ops.arguments import as_tuple
 from minidl.tensor import Tensor
-
-_ADAPTIVE_AVG_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
 
 
 class _MaxPoolNd(Module):
@@ -163,13 +162,7 @@ class _AdaptiveAvgPoolNd(Module):
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:
-        name, d = type(self).__name__, self.dims
-        if input.ndim not in (d + 1, d + 2) or min(input.shape[-d:]) < 1:
-            raise ValueError(
-                f"{name}: expected input of shape (N, C, {SPATIAL[d]}) or (C, {SPATIAL[d]}) "
-                f"with non-empty spatial dims, got {input.shape}"
-            )
-        return _ADAPTIVE_AVG_POOL[d](input, self.output_size)
+        return F._adaptive_avg_pool(self.dims, input, self.output_size, type(self).__name__)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

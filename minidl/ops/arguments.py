@@ -1,10 +1,7 @@
 """The arguments of the spatial ops (convolution, pooling, resampling) and of their layers:
-the names of the spatial axes for messages, sizes given as an int or one int per axis, and
-the rank of an (N, C, *S) input."""
+the names of the spatial axes for messages, and sizes given as an int or one int per axis."""
 
 from __future__ import annotations
-
-from typing import Any
 
 SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
@@ -19,9 +16,3 @@ def as_tuple(value: int | tuple[int, ...] | list[int], n: int, name: str, op: st
     if len(value) != n or not all(isinstance(v, int) for v in value):
         raise ValueError(f"{op}: {name} must be an int or {n} ints, got {value}")
     return value
-
-
-def check_rank(op: str, x: Any, dims: int) -> None:
-    """x must be (N, C, *S) with ``dims`` spatial axes."""
-    if x.ndim != dims + 2:
-        raise ValueError(f"{op}: expected input of shape (N, C, {SPATIAL[dims]}), got {x.shape}")

@@ -358,7 +358,11 @@ def test_unbatched_input_gives_unbatched_output():
         (nn.MaxPool1d(2, dilation=3), (1, 1, 3), r"kernel \(2,\) \(dilated: \(4,\)\)"),
         (nn.AvgPool3d(2), (1, 2, 2, 1, 2), r"AvgPool3d: input spatial size \(2, 1, 2\)"),
         (nn.AdaptiveAvgPool2d(2), (1, 4), r"AdaptiveAvgPool2d: expected input of shape"),
-        (nn.AdaptiveAvgPool1d(2), (1, 2, 0), r"with non-empty spatial dims, got \(1, 2, 0\)"),
+        (
+            nn.AdaptiveAvgPool1d(2),
+            (1, 2, 0),
+            r"AdaptiveAvgPool1d: input of shape \(1, 2, 0\) has an empty spatial dim",
+        ),
         (nn.Upsample(scale_factor=2), (1, 2), r"Upsample: expected input of shape"),
         (nn.Upsample(scale_factor=2, mode="bilinear"), (1, 2, 3), r"'bilinear' needs a 4-d input"),
     ],
