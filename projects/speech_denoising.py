@@ -75,7 +75,7 @@ FSDD_SPEAKERS = {
 TEST_SPEAKERS = {"arctic": "axb", "sisec": "male4"}  # the rest of these sets trains
 QUICK_CLIPS = ["cmu_arctic_us_aew_a0001", "cmu_arctic_us_axb_a0004", *SISEC[3:5]]
 NOISE_PARTS = {"train": (0.0, 0.6), "val": (0.6, 0.7), "test": (0.7, 1.0)}
-DIGIT_STRINGS = {"train": 30, "val": 10, "test": 20}  # per FSDD speaker
+DIGIT_STRINGS = {"train": 60, "val": 10, "test": 20}  # per FSDD speaker
 DIGITS = 5  # per digit string
 CHUNK_S = 2.0  # long training clips are cut into chunks of this length
 SR = 8000
@@ -83,10 +83,11 @@ N_FFT = 256  # 32 ms
 HOP = 64  # 8 ms
 LEVEL = 0.05  # RMS of every clean clip before mixing
 SNRS = (0, 5, 10)
-MIXTURES_PER_CLIP = 2  # training mixtures of each clean clip (other noise and SNR)
+MIXTURES_PER_CLIP = 3  # training mixtures of each clean clip (other noise and SNR)
 WINDOW = 64  # training frames per example (0.5 s); even, for the stride-2 round trip
 HIDDEN, CODE = 96, 48
-EPOCHS = 15
+EPOCHS = 30
+PATIENCE = 6  # the validation loss (one unseen speaker) jumps by 10-40% between epochs
 BATCH = 32
 LR = 1e-3
 EXAMPLES = {"fsdd": 0, "arctic": 0, "sisec": 0}  # which test clip of each source is saved
@@ -171,14 +172,13 @@ def _speaker(source: str, name: str) -> str:
 
 
 def mixtures(
-    pairs: list[tuple[Clip, float]], split: str, rng: np.random.Generator
+    triples: list[tuple[Clip, float, str]], split: str, rng: np.random.Generator
 ) -> list[Mixture]:
-    """Each (clip, SNR in dB) mixed with a noise segment drawn uniformly from the ``split``
-    part of a recording (the recordings taken in turn)."""
+    """Each (clip, SNR in dB, noise recording) mixed with a segment of that recording
+    drawn uniformly from its ``split`` part."""
     recordings = _noise_recordings()
     out = []
-    for k, (clip, snr_db) in enumerate(pairs):
-        name = NOISES[k % len(NOISES)]
+    for clip, snr_db, name in triples:
         lo, hi = (int(f * len(recordings[name])) for f in NOISE_PARTS[split])
         start = int(rng.integers(lo, hi - len(clip.wave) + 1))
         segment = recordings[name][start : start + len(clip.wave)]
@@ -198,15 +198,28 @@ def _noise_recordings() -> dict[str, np.ndarray]:
 
 
 def build_mixtures(ctx: RunContext) -> dict[str, list[Mixture]]:
-    """Training mixtures (MIXTURES_PER_CLIP per clip, each SNR drawn from SNRS), validation
-    and test mixtures (every clip at every SNR of SNRS)."""
+    """Training mixtures (MIXTURES_PER_CLIP per clip, SNR and noise drawn at random),
+    validation and test mixtures (every clip at every SNR of SNRS, the noise recordings
+    rotating over clips and SNRs so that each SNR meets each noise equally often)."""
     rng = np.random.default_rng(ctx.seed)
     clips = clean_clips(ctx, rng)
-    train = [(c, float(rng.choice(SNRS))) for c in clips["train"] for _ in range(MIXTURES_PER_CLIP)]
+    train = [
+        (c, float(rng.choice(SNRS)), str(rng.choice(NOISES)))
+        for c in clips["train"]
+        for _ in range(MIXTURES_PER_CLIP)
+    ]
+
+    def every_snr(split: str) -> list[tuple[Clip, float, str]]:
+        return [
+            (c, float(s), NOISES[(i + j) % len(NOISES)])
+            for i, c in enumerate(clips[split])
+            for j, s in enumerate(SNRS)
+        ]
+
     return {
         "train": mixtures(train, "train", rng),
-        "val": mixtures([(c, s) for c in clips["val"] for s in SNRS], "val", rng),
-        "test": mixtures([(c, s) for c in clips["test"] for s in SNRS], "test", rng),
+        "val": mixtures(every_snr("val"), "val", rng),
+        "test": mixtures(every_snr("test"), "test", rng),
     }
 
 
@@ -414,7 +427,10 @@ def run(ctx: RunContext) -> None:
         train_loader=DataLoader(TensorDataset(x, y), BATCH, shuffle=True, generator=ctx.seed),
         epochs=epochs,
         val_loader=DataLoader(TensorDataset(xv, yv), 256),
-        callbacks=[EarlyStopping("val_loss", patience=4), ctx.epoch_log("autoencoder", epochs)],
+        callbacks=[
+            EarlyStopping("val_loss", patience=PATIENCE),
+            ctx.epoch_log("autoencoder", epochs),
+        ],
         progress=False,
     )
     ctx.record(

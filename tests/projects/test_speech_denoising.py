@@ -72,7 +72,9 @@ def test_splits_share_no_speaker_clip_or_noise_segment():
             # overlap, so neither do the segments of different splits.
             assert int(lo * length) <= m.start < m.stop <= int(hi * length)
             assert snr(m.clip.wave, m.noisy) == pytest.approx(m.snr_db, abs=1e-3)
-    assert {m.snr_db for m in data["test"]} == set(sd.SNRS)
+    # Every test SNR meets every noise: noise and SNR are not confounded.
+    pairs = {(m.snr_db, m.noise) for m in data["test"]}
+    assert pairs == {(float(s), n) for s in sd.SNRS for n in sd.NOISES}
 
 
 def test_autoencoder_keeps_the_shape_and_gives_a_mask():
