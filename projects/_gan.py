@@ -1,6 +1,7 @@
-"""What the GAN projects (dcgan, wgan_gp) share that is not the lesson: the training-health
-check, the mode-collapse measures, FID bookkeeping and their figures. The generators,
-discriminators, losses and training loops stay in the project scripts.
+"""What the GAN projects share that is not the lesson: the training-health check (all four:
+dcgan, wgan_gp, cgan_mnist, center_patch_cgan), the mode-collapse measures, FID bookkeeping
+and their figures (dcgan, wgan_gp). The generators, discriminators, losses and training
+loops stay in the project scripts.
 
 Mode collapse is measured two ways on generated samples:
 

@@ -1,12 +1,11 @@
 """What the autoencoder, VAE and GAN projects share: MNIST-style images as floats in [0, 1],
-batches for evaluation, the FID feature network of a run, the GAN divergence check, and
-their figures (rows of images, the latent plane, the decoded manifold). The models, losses
-and training loops stay in the project scripts.
+batches for evaluation, the FID feature network of a run, and their figures (rows of
+images, the latent plane, the decoded manifold). The models, losses and training loops
+stay in the project scripts; what only the GANs share is in ``_gan.py``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from itertools import combinations
@@ -19,7 +18,6 @@ import minidl as md
 from minidl.data import data_root, load_fashion_mnist, load_mnist, stratified_split
 from minidl.metrics import fid
 from minidl.viz import pyplot, save_figure
-from projects.runner import RunContext
 
 FILES = {
     name: [
@@ -83,42 +81,6 @@ def mean_pairwise_distance(samples: np.ndarray) -> float:
     if len(flat) < 2:
         raise ValueError(f"mean_pairwise_distance: needs >= 2 samples, got {len(flat)}")
     return float(np.mean([np.linalg.norm(a - b) for a, b in combinations(flat, 2)]))
-
-
-PINNED_ACCURACY = 0.99  # the discriminator wins outright: its generator learns nothing
-PINNED_CHECKS = 2  # for this many checks in a row (a passing spike is not divergence)
-
-
-def divergence(
-    history: Mapping[str, list[float]],
-    accuracies: tuple[str, ...] = ("d_acc_real", "d_acc_fake"),
-    patience: int = PINNED_CHECKS,
-    pinned: float = PINNED_ACCURACY,
-) -> str | None:
-    """Why a GAN run has diverged, judged after its latest check (an epoch, say), or None
-    while it is healthy. ``history``: one list per series (losses, accuracies), one value
-    per check, the latest last.
-
-    Diverged: the latest value of any series is NaN or infinite; or the discriminator's
-    accuracy on real AND on fake batches (the series named in ``accuracies``; pass ``()``
-    for a critic without one, as WGAN's) is >= ``pinned`` in each of the last ``patience``
-    checks: the discriminator is pinned at 1.0 and its generator gets no useful gradient."""
-    for name, values in history.items():
-        if values and not math.isfinite(values[-1]):
-            return f"{name} is {values[-1]}"
-    tails = [history[name][-patience:] for name in accuracies]
-    if accuracies and all(len(t) == patience and min(t) >= pinned for t in tails):
-        shown = ", ".join(f"{name} >= {pinned}" for name in accuracies)
-        return f"discriminator pinned: {shown} for {patience} checks in a row"
-    return None
-
-
-def record_divergence(ctx: RunContext, model: str, epoch: int, reason: str) -> None:
-    """Say in the log and in metrics.json (``results["diverged"][model]``) that ``model``
-    diverged at ``epoch``, and why; the caller stops training it and reports none of its
-    results."""
-    ctx.log(f"{model} DIVERGED at epoch {epoch}: {reason}; its results are not reported")
-    ctx.results.setdefault("diverged", {})[model] = {"epoch": epoch, "reason": reason}
 
 
 # --------------------------------------------------------------------------- figures

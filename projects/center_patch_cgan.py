@@ -34,12 +34,14 @@ from minidl import nn, optim
 from minidl.data import DataLoader, TensorDataset
 from minidl.metrics import fid
 from minidl.nn import functional as F
+from projects import _gan
 from projects import _generative as gen
 from projects.runner import RunContext
 
 DESCRIPTION = "MNIST: GAN completing a digit from its centre 10x10 patch, lambda * L1 sweep"
 DATA = gen.FILES["mnist"]
 LAMBDAS = (0.0, 1.0, 10.0, 100.0)
+PATIENCE = 2  # epochs with D pinned at accuracy 1.0 on real and fake: diverged
 PATCH, START = 10, 9  # the centre patch: rows and columns 9..18 of 28
 NOISE = 64
 EPOCHS = 3  # per lambda: ~1.5 CPU-minutes each, the budget of this sweep (RESULTS.md)
@@ -99,17 +101,19 @@ def discriminator() -> nn.Sequential:
 
 def train_gan(
     ctx: RunContext, lam: float, train: DataLoader, epochs: int
-) -> tuple[Generator, dict[str, list[float]], bool]:
+) -> tuple[Generator, dict[str, list[float]], _gan.TrainingHealth]:
     """One GAN trained with reconstruction weight ``lam``; returns G, the per-epoch history
-    and whether the run diverged (then recorded through ``gen.record_divergence``)."""
+    and the run's health (a diverged run stops at the epoch it diverged, and says so)."""
     md.manual_seed(ctx.seed)  # every lambda starts from the same weights and noise
     generator, disc = Generator(), discriminator()
     g_opt = optim.Adam(generator.parameters(), lr=LR, betas=BETAS)
     d_opt = optim.Adam(disc.parameters(), lr=LR, betas=BETAS)
     keys = ("d_loss", "g_adv", "g_l1", "d_acc_real", "d_acc_fake")
     history: dict[str, list[float]] = {k: [] for k in keys}
+    health = _gan.TrainingHealth(patience=PATIENCE)
     for epoch in range(1, epochs + 1):
         sums, steps = np.zeros(len(keys)), 0
+        step_losses: dict[str, list[float]] = {"d_loss": [], "g_loss": []}
         for (xb,) in train:
             x = md.tensor(xb)
             patches = centre(x)
@@ -131,15 +135,16 @@ def train_gan(
             acc_real = float((real_logits.numpy() > 0).mean())
             acc_fake = float((fake_logits.numpy() < 0).mean())
             sums += [d_loss.item(), g_adv.item(), g_l1.item(), acc_real, acc_fake]
+            step_losses["d_loss"].append(d_loss.item())
+            step_losses["g_loss"].append(g_loss.item())
             steps += 1
         for key, value in zip(keys, sums / steps):
             history[key].append(float(value))
         ctx.epoch(f"lambda={lam:g}", epoch, epochs, **{k: v[-1] for k, v in history.items()})
-        reason = gen.divergence(history)
-        if reason is not None:
-            gen.record_divergence(ctx, f"lambda_{lam:g}", epoch, reason)
-            return generator, history, True
-    return generator, history, False
+        if health.check(epoch, step_losses, history["d_acc_real"][-1], history["d_acc_fake"][-1]):
+            ctx.log(f"lambda={lam:g}: DIVERGED at epoch {epoch}: {health.reason}; not reported")
+            break
+    return generator, history, health
 
 
 def complete(generator: Generator, images: np.ndarray, seed: int) -> np.ndarray:
@@ -195,14 +200,15 @@ def run(ctx: RunContext) -> None:
 
     # ------------------------------------------------------------------ the sweep
     epochs = ctx.epochs_or(EPOCHS, 1)
-    sweep, histories = {}, {}
+    sweep, histories, health = {}, {}, {}
     examples = x_test[:6]
     completions: dict[str, np.ndarray] = {}
     for lam in LAMBDAS:
         start = time.perf_counter()
-        generator, histories[f"{lam:g}"], diverged = train_gan(ctx, lam, train, epochs)
+        generator, histories[f"{lam:g}"], run_health = train_gan(ctx, lam, train, epochs)
         seconds = time.perf_counter() - start
-        if diverged:
+        health[f"{lam:g}"] = run_health.record()
+        if run_health.reason is not None:
             continue  # recorded as diverged, never reported as a result
         sweep[f"{lam:g}"] = {**evaluate(generator, x_test, x_real, net, n), "train_time_s": seconds}
         completions[f"{lam:g}"] = np.stack(
@@ -222,7 +228,7 @@ def run(ctx: RunContext) -> None:
         sweep=sweep,
         reference=reference,
         history=histories,
-        diverged=ctx.results.get("diverged", {}),
+        health=health,
     )
     if sweep:
         tradeoff_figure(ctx, sweep, reference, n)

@@ -36,6 +36,7 @@ from minidl import nn, optim
 from minidl.data import DataLoader, TensorDataset
 from minidl.metrics import fid
 from minidl.nn import functional as F
+from projects import _gan
 from projects import _generative as gen
 from projects.runner import RunContext
 
@@ -49,6 +50,7 @@ LR, BETAS = 2e-4, (0.5, 0.999)  # DCGAN's Adam settings
 # One N for every FID of this project: each class has >= 5,421 training images, so N = 2,000
 # real images per class and 2,000 disjoint ones for the floor exist for all ten.
 FID_N = 2000
+PATIENCE = 2  # epochs with D pinned at accuracy 1.0 on real and fake: diverged
 CURVE_EVERY = 50  # steps averaged into one point of D's accuracy curve
 DIVERSITY_SAMPLES = 8  # drawings per class whose mean pairwise distance is the diversity
 
@@ -170,9 +172,11 @@ def run(ctx: RunContext) -> None:
     }
     curve: dict[str, list[float]] = {"epoch": [], "real": [], "fake": []}
     block: list[tuple[float, float]] = []
-    start, diverged = time.perf_counter(), False
+    health = _gan.TrainingHealth(patience=PATIENCE)
+    start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         sums, steps = np.zeros(4), 0
+        step_losses: dict[str, list[float]] = {"d_loss": [], "g_loss": []}
         for xb, yb in train:
             x, y = md.tensor(xb), md.tensor(yb)
             ones, zeros = md.ones(len(x), 1), md.zeros(len(x), 1)
@@ -194,7 +198,9 @@ def run(ctx: RunContext) -> None:
 
             acc_real = float((real_logits.numpy() > 0).mean())
             acc_fake = float((fake_logits.numpy() < 0).mean())
-            sums += [d_loss.item(), g_loss.item(), acc_real, acc_fake]
+            step_losses["d_loss"].append(d_loss.item())
+            step_losses["g_loss"].append(g_loss.item())
+            sums += [step_losses["d_loss"][-1], step_losses["g_loss"][-1], acc_real, acc_fake]
             steps += 1
             block.append((acc_real, acc_fake))
             if len(block) == CURVE_EVERY or steps == len(train):
@@ -204,10 +210,8 @@ def run(ctx: RunContext) -> None:
                 block = []
         for key, value in zip(("d_loss", "g_loss", "d_acc_real", "d_acc_fake"), sums / steps):
             history[key].append(float(value))
-        reason = gen.divergence({k: v for k, v in history.items() if k != "fid"})
-        if reason is not None:
-            gen.record_divergence(ctx, "cgan", epoch, reason)
-            diverged = True
+        if health.check(epoch, step_losses, history["d_acc_real"][-1], history["d_acc_fake"][-1]):
+            ctx.log(f"cgan: DIVERGED at epoch {epoch}: {health.reason}; no result reported")
             break
         history["fid"].append(real.fid(generate(generator, eval_labels, ctx.seed)))
         ctx.epoch(
@@ -233,10 +237,10 @@ def run(ctx: RunContext) -> None:
         train_time_s=train_time,
         history=history,
         d_accuracy_curve=curve,
-        diverged=ctx.results.get("diverged", {}),
+        health=health.record(),
     )
     accuracy_figure(ctx, curve, history)
-    if diverged:
+    if health.reason is not None:
         return  # a diverged run is reported as such, never as a result
 
     # ------------------------------------------------------------------ evaluation

@@ -24,7 +24,8 @@ def test_quick_run_writes_metrics_and_figures(tmp_path):
     for name in report["figures"]:
         assert (tmp_path / name).stat().st_size > 1000
     results = report["results"]
-    assert results["diverged"] == {} and results["fid_n"] == 100
+    assert results["fid_n"] == 100
+    assert all(h["status"] == "healthy" for h in results["health"].values())
     assert list(results["sweep"]) == ["0", "1", "10", "100"]
     for row in results["sweep"].values():
         assert 0 <= row["patch_mse"] <= 1 and row["fid"] >= 0 and row["diversity"] >= 0

@@ -27,7 +27,7 @@ def test_quick_run_writes_metrics_and_figures(tmp_path):
     for name in report["figures"]:
         assert (tmp_path / name).stat().st_size > 1000
     results = report["results"]
-    assert results["diverged"] == {} and results["fid_n"] == 50
+    assert results["health"]["status"] == "healthy" and results["fid_n"] == 50
     classes = [str(k) for k in range(10)]
     assert list(results["fid_per_class"]) == classes == list(results["fid_per_class_floor"])
     assert all(v >= 0 for v in results["fid_per_class"].values())
@@ -45,10 +45,13 @@ def test_quick_run_writes_metrics_and_figures(tmp_path):
 
 @needs_mnist
 def test_a_diverged_run_is_reported_with_its_epoch_and_no_results(tmp_path, monkeypatch):
-    monkeypatch.setattr(gen, "divergence", lambda history: "g_loss is nan")
+    """A learning rate of 1e30 sends the weights to inf within a step: the losses turn NaN."""
+    monkeypatch.setattr(cgan_mnist, "LR", 1e30)
     run_project("cgan_mnist", out=tmp_path, quick=True)
     results = json.loads((tmp_path / "metrics.json").read_text())["results"]
-    assert results["diverged"] == {"cgan": {"epoch": 1, "reason": "g_loss is nan"}}
+    health = results["health"]
+    assert health["status"] == "diverged" and health["epoch"] == 1
+    assert "not finite" in health["reason"]
     assert "fid_all" not in results and "classifier_accuracy_per_class" not in results
     assert results["history"]["fid"] == []
 
