@@ -95,6 +95,14 @@ def reference_measures(corpus: Corpus, chars: int) -> dict[str, float]:
     return sample_measures(corpus.val_text[:chars], corpus)
 
 
+def add_point(curve: dict[str, list[float]], step: int, running: list[float], val: float) -> None:
+    """One point of a learning curve: the step, the mean training loss over the steps since
+    the last point (``running``) and the validation loss, all in nats per character."""
+    curve["step"].append(step)
+    curve["train_nats"].append(float(np.mean(running)))
+    curve["val_nats"].append(val)
+
+
 def label_loss_axes(ax: object, xlabel: str = "training step") -> None:
     """Validation-loss axes: nats on the left, the same scale in bits per character on
     the right (bpc = nats / ln 2)."""

@@ -173,26 +173,6 @@ def predict(classifier: Any, images: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- figures
-def grid_rows(rows: Mapping[str, np.ndarray], path: str | os.PathLike, title: str = "") -> str:
-    """One row of 28x28 grey images in [0, 1] per entry (its name on the left), in one
-    picture: the fixed noise batch's samples over training."""
-    plt = pyplot()
-    ncol = max(len(v) for v in rows.values())
-    canvas = np.ones((len(rows), 30, ncol, 30), np.float32)
-    for r, images in enumerate(rows.values()):
-        images = np.asarray(images).reshape(-1, 28, 28)
-        canvas[r, 1:29, : len(images), 1:29] = images.transpose(1, 0, 2)
-    fig, ax = plt.subplots(figsize=(0.7 * ncol + 1.6, 0.7 * len(rows) + 0.8))
-    ax.imshow(canvas.reshape(len(rows) * 30, ncol * 30), cmap="gray", vmin=0, vmax=1)
-    ax.set_yticks(np.arange(len(rows)) * 30 + 14.5, list(rows), fontsize=8)
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.set_title(title, fontsize=10)
-    return save_figure(fig, path)
-
-
 def histogram_figure(
     collapse: Mapping[str, Any], classes: Sequence[str], path: str | os.PathLike, title: str
 ) -> str:

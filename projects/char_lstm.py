@@ -96,9 +96,7 @@ def train(
         if step % eval_every == 0 or step == steps:
             val = evaluate(model, corpus.val)
             model.train()
-            curve["step"].append(step)
-            curve["train_nats"].append(float(np.mean(running)))
-            curve["val_nats"].append(val)
+            _chars.add_point(curve, step, running, val)
             running = []
             ctx.log(
                 f"{corpus.name} step {step}/{steps} train {curve['train_nats'][-1]:.3f} "
@@ -202,9 +200,7 @@ def _torch_train(
         optimizer.step()
         running.append(loss.item())
         if step % every == 0 or step == steps:
-            curve["step"].append(step)
-            curve["train_nats"].append(float(np.mean(running)))
-            curve["val_nats"].append(evaluate_torch())
+            _chars.add_point(curve, step, running, evaluate_torch())
             running = []
     return curve
 

@@ -123,9 +123,7 @@ def train(
         if step % eval_every == 0 or step == steps:
             val = evaluate(model, corpus.val)
             model.train()
-            curve["step"].append(step)
-            curve["train_nats"].append(float(np.mean(running)))
-            curve["val_nats"].append(val)
+            _chars.add_point(curve, step, running, val)
             running = []
             ctx.log(
                 f"step {step}/{steps} train {curve['train_nats'][-1]:.3f} "

@@ -365,7 +365,7 @@ def report(ctx: RunContext, dataset: str, data: dict, net: nn.Module, run: dict)
             f"{final['mode_collapse']['generated']['kl']:.4f}, near-duplicates "
             f"{final['mode_collapse']['generated_near_duplicates']:.4f}"
         )
-        _gan.grid_rows(
+        gen.image_rows(
             run["grids"],
             ctx.figure(f"{dataset}_fixed_noise"),
             f"DCGAN on {dataset}: one fixed noise batch over training",

@@ -193,7 +193,7 @@ def report(ctx: RunContext, data: dict, net: nn.Module, run: dict) -> None:
             f"{final['fid_floor_real_vs_real']:.2f}); mode collapse: KL "
             f"{collapse['generated']['kl']:.4f}, near-duplicates "
             f"{collapse['generated_near_duplicates']:.4f}")  # fmt: skip
-    _gan.grid_rows(run["grids"], ctx.figure("fixed_noise"),
+    gen.image_rows(run["grids"], ctx.figure("fixed_noise"),
                    "WGAN-GP on Fashion-MNIST: one fixed noise batch over training")  # fmt: skip
     gen.mosaic(samples, ctx.figure("samples"), title="WGAN-GP: 100 samples at the end")
     title = f"WGAN-GP: classes of {collapse['n']:,} samples vs real images"
