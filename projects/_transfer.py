@@ -19,6 +19,8 @@ from minidl import nn
 from minidl.data import DataLoader, TensorDataset, WeightedRandomSampler
 from minidl.data.cache import cache_root
 from minidl.explain import grad_cam, overlay
+from minidl.models.preprocess import IMAGENET_MEAN as MEAN
+from minidl.models.preprocess import IMAGENET_STD as STD
 from projects.runner import RunContext
 
 
@@ -68,13 +70,6 @@ class Batches:
             yield np.ascontiguousarray(x, dtype=np.float32), y
 
 
-def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
-    """w_c = N / (K * n_c) (scikit-learn's "balanced"): every class adds the same total
-    weight to the loss, and the weights average to 1 over the samples."""
-    counts = np.bincount(labels, minlength=classes).astype(np.float64)
-    return (len(labels) / (classes * counts)).astype(np.float32)
-
-
 def imbalanced(labels: np.ndarray, minority: int, ratio: float, seed: int) -> np.ndarray:
     """Sorted indices keeping every sample of the other classes and a random
     1/ratio-th of their mean count from class ``minority``."""
@@ -95,8 +90,8 @@ def resize(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return F.interpolate(md.tensor(images), size=size, mode="bilinear").numpy()
 
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+IMAGENET_MEAN = np.array(MEAN, np.float32)[:, None, None]
+IMAGENET_STD = np.array(STD, np.float32)[:, None, None]
 
 
 def as_model_input(x: np.ndarray) -> np.ndarray:

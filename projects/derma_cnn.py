@@ -30,7 +30,13 @@ import numpy as np
 
 import minidl as md
 from minidl import nn, optim
-from minidl.data import RandomAffine, data_root, load_fashion_mnist, load_medmnist
+from minidl.data import (
+    RandomAffine,
+    class_weights,
+    data_root,
+    load_fashion_mnist,
+    load_medmnist,
+)
 from minidl.nn import functional as F
 from minidl.train import fit, predict
 from projects import _transfer, _vision
@@ -182,7 +188,7 @@ def train_and_score(
     prepare = prepare or (lambda x: x)
     (x, y), (xv, yv), (xt, yt) = data["train"], data["val"], data["test"]
     classes = len(data["classes"])
-    weights = _transfer.class_weights(y, classes)
+    weights = class_weights(y, classes).astype(np.float32)  # N / (K n_c)
     loss_fn = F.cross_entropy
     if imbalance == "class_weights":
         loss_fn = functools.partial(F.cross_entropy, weight=md.tensor(weights))

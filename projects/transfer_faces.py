@@ -36,6 +36,7 @@ from minidl.data import (
     RandomAffine,
     RandomHorizontalFlip,
     RandomRotation,
+    class_weights,
     data_root,
     load_cifar10,
 )
@@ -266,7 +267,7 @@ def transfer(
             models.unfreeze(model, *models.head_names(model))
         groups = models.param_groups(model, lr=recipe["lr"], backbone_lr=recipe["backbone_lr"])
     x, y = data["train"]
-    weights = _transfer.class_weights(y, classes)
+    weights = class_weights(y, classes).astype(np.float32)  # N / (K n_c)
     loader = batches(x, y, recipe["batch_size"], augmented, ctx.seed)
     epochs = ctx.epochs_or(recipe["epochs"], 1)
     record = train(ctx, name, model, groups, loader, data["val"], epochs, weights)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl.data import load_medmnist
+from minidl.data import class_weights, load_medmnist
 from minidl.explain import grad_cam
 from projects import _transfer, derma_cnn
 from projects.runner import RunContext, run_project
@@ -72,7 +72,7 @@ def test_class_weights_are_n_over_k_times_count():
     from sklearn.utils.class_weight import compute_class_weight
 
     labels = np.repeat([0, 1, 2], [10, 30, 60])
-    weights = _transfer.class_weights(labels, 3)
+    weights = class_weights(labels, 3)  # what derma_cnn and transfer_faces weight with
     np.testing.assert_allclose(weights, [100 / 30, 100 / 90, 100 / 180], rtol=1e-6)
     np.testing.assert_allclose(
         weights, compute_class_weight("balanced", classes=np.arange(3), y=labels), rtol=1e-6
