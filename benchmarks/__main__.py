@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(
                 f"--profile: unknown workload {key!r}; choose from {', '.join(WORKLOADS)}"
             )
+        timing.set_threads(args.threads)  # the profile, too, at the thread count asked for
         print(profile(WORKLOADS[key], args.steps, args.warmup))
         return 0
     torch = load_torch(not args.no_torch)
