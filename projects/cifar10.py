@@ -13,6 +13,7 @@ evaluation, report (``projects/README.md``).
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -69,12 +70,15 @@ def load(ctx: RunContext) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- 2. models
-def cnn(blocks: list[list[int]] = CNN["blocks"], dropout: float = CNN["dropout"]) -> nn.Sequential:
+def cnn(
+    blocks: list[list[int]] = CNN["blocks"], dropout: float = CNN["dropout"], nn: ModuleType = nn
+) -> Any:
     """A block per entry of ``blocks``: conv 3x3 (no bias: BatchNorm adds one) -> BatchNorm ->
     ReLU for each width in it, then a 2x2 max pool; then dropout and a Linear to the logits.
     With the default blocks, x: (N, 3, 32, 32) -> (N, 32, 16, 16) -> (N, 64, 8, 8)
-    -> (N, 128, 4, 4) -> (N, 10)."""
-    layers: list[nn.Module] = []
+    -> (N, 128, 4, 4) -> (N, 10). ``nn``: the layers' namespace, ``minidl.nn`` or
+    ``torch.nn`` (the PyTorch twin that benchmarks/cifar_epoch.py times against)."""
+    layers: list[Any] = []
     channels, size = 3, 32
     for widths in blocks:
         for width in widths:
