@@ -74,7 +74,9 @@ def train_loader(data: dict[str, Any], seed: int = 0) -> _vision.ImageLoader:
 
 
 def eval_loader(data: dict[str, Any]) -> _vision.ImageLoader:
-    return _vision.ImageLoader(data["x_test"], data["y_test"], data["mean"], data["std"], EVAL_BATCH)
+    """The project's test loader: no augmentation, batches of 500."""
+    x, y = data["x_test"], data["y_test"]
+    return _vision.ImageLoader(x, y, data["mean"], data["std"], EVAL_BATCH)
 
 
 # --------------------------------------------------------------------- one engine
