@@ -322,10 +322,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     twins = {"minidl": Twin.create(Engine.minidl(), train_loader(data))}
     weights = state_arrays(twins["minidl"].model)
     twins["torch"] = Twin.create(Engine.torch(), train_loader(data), weights)
+    steps = len(train_loader(data))
+    info["data"] = {"train": len(data["y_train"]), "test": len(data["y_test"]), "steps": steps}
     info["loss_diff"] = same_function(twins, test)
     info["loader_epoch"] = loader_epoch(train_loader(data))
     print(json.dumps(info, default=str), file=sys.stderr, flush=True)
-    steps = len(train_loader(data))
     if args.steps is None:
         rows = run_epochs(twins, steps, args.epochs, test, args.yield_to)
         results: dict[str, Any] = {"epochs": rows, "summary": epoch_summary(rows)}
