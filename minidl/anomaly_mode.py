@@ -37,9 +37,9 @@ class AnomalyError(RuntimeError):
 
 
 def check_forward(op: Any, inputs: tuple, out: Any) -> None:
-    """Called by ``Op.__call__``: remember the inputs and where the user's code created
+    """Called by ``Op.__call__``: remember the input shapes and where the user's code created
     ``op`` (shown if its backward meets a NaN/Inf), and check its output ``out``."""
-    op.inputs = inputs
+    op.input_shapes = [t.shape for t in inputs]
     op._forward_stack = traceback.extract_stack()[:-2]  # the user's code, to the op's call
     check_finite(op, out, "output")
 
@@ -50,7 +50,8 @@ def check_finite(op: Any, array: Any, what: str) -> None:
     xp = backend.get_array_module(array)
     if xp.issubdtype(array.dtype, xp.floating) and not bool(xp.isfinite(array).all()):
         bad = "NaN" if bool(xp.isnan(array).any()) else "Inf"
-        shapes = ", ".join(str(t.shape) for t in op.inputs) if op.inputs else "?"
+        input_shapes = getattr(op, "input_shapes", None)
+        shapes = ", ".join(str(s) for s in input_shapes) if input_shapes else "?"
         message = f"{op.name} produced {bad} in its {what} (inputs of shapes {shapes})"
         stack = getattr(op, "_forward_stack", None)
         if stack:

@@ -7,6 +7,12 @@ gradients are on, the ``Op`` that made it (``_ctx``). An ``Op`` is one node of t
 ``Tensor.backward`` orders the graph topologically and runs each op's ``backward`` once,
 in reverse, summing the gradients that meet at a tensor.
 
+Memory, as in PyTorch: an op holds the graph node of each input (``next_nodes``: the op
+that computed it, or a leaf), not the input tensor, so an activation lives on only while
+the caller keeps it or an op saved its array for backward; each op frees what it saved as
+soon as its backward has run (unless ``retain_graph``), and each gradient is dropped once
+passed on.
+
 In order: ``Op``, the backward pass, then ``Tensor`` itself. The Tensor methods that
 call ops (arithmetic, reductions, shape, in-place, conversions) live in
 ``minidl/tensor_methods.py``; the ops live in ``minidl/ops/``. The dependency runs one
@@ -85,8 +91,10 @@ class Op:
     """
 
     xp: Any = np
-    inputs: tuple[Tensor, ...] = ()
     needs_input_grad: tuple[bool, ...] = ()
+    next_nodes: tuple[Op | Tensor | None, ...] = ()
+    _held: tuple = ()
+    _saved_data: dict | None = None
     differentiable = True
     double_backward = True
     _tensor_saved: tuple | None = None
@@ -109,10 +117,9 @@ class Op:
         if anomaly_mode.enabled:
             anomaly_mode.check_forward(self, tensors, out.data)
         if record:
-            self.inputs = tensors
             out.requires_grad = True
             out._ctx = self
-            self._watch_saved(tensors, out)
+            self._link(tensors, out)
         else:
             self._saved = ()
         if _observers:
@@ -142,32 +149,116 @@ class Op:
                 )
         return self._saved if self._tensor_saved is None else self._tensor_saved
 
-    def _watch_saved(self, inputs: tuple[Tensor, ...], out: Tensor) -> None:
-        """Remember the versions of the tensors whose own arrays were saved.
+    def _link(self, tensors: tuple[Tensor, ...], out: Tensor) -> None:
+        """Record the edges of the graph, keeping only what backward needs alive.
+
+        As in PyTorch, an op holds the node each input's gradient flows to
+        (``next_nodes``: the op that made the input, or the leaf itself), not the input:
+        an intermediate result (an activation) lives on only if the caller keeps it or
+        an op saved its array. The inputs themselves are held weakly, with their shapes
+        and dtypes; leaves (parameters, data, constants) strongly. An op with a
+        ``reference`` keeps the inputs that it did not save: create_graph recomputes the
+        reference from them. ``inputs`` gives them back, dead ones as stand-ins."""
+        saved = self._watch_saved(tensors, out)
+        self.next_nodes = tuple(graph_node(t) if t.requires_grad else None for t in tensors)
+        self._meta = tuple((t.shape, t.dtype) for t in tensors)
+        self._meta_out = (out.shape, out.dtype)
+        self._held = tuple(
+            weakref.ref(t) if _intermediate(t) and (self.reference is None or i in saved) else t
+            for i, t in enumerate(tensors)
+        )
+        self._saved_data = {i: tensors[i].data for i in saved}
+        if -1 in saved:
+            self._saved_data[-1] = out.data
+        self._output = weakref.ref(out)
+        self._output_hooks = out._hooks  # a hook on the output outlives the Python object
+
+    def _watch_saved(self, inputs: tuple[Tensor, ...], out: Tensor) -> set[int]:
+        """Remember the versions of the tensors whose own arrays were saved; return their
+        positions (-1 for the output).
 
         Weak references: the output refers to this op (``out._ctx``), so a strong one
         would make a cycle that keeps the whole graph alive until the garbage collector
         runs. A tensor that is gone can no longer be changed in place."""
-        candidates = (*inputs, out)
-        self._watched = [
-            (weakref.ref(t), t._version)
-            for t in candidates
+        saved = {
+            i
+            for i, t in enumerate((*inputs, out))
             if any(a is t.data or getattr(a, "base", None) is t.data for a in self._saved)
+        }
+        saved = {-1 if i == len(inputs) else i for i in saved}
+        self._watched = [
+            (weakref.ref(out if i == -1 else inputs[i]), (out if i == -1 else inputs[i])._version)
+            for i in saved
         ]
+        return saved
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """The input tensors; one that is gone comes back as a stand-in (see ``_standin``)."""
+        return tuple(self._input(i) for i in range(len(self._held)))
+
+    def _input(self, i: int) -> Tensor:
+        held = self._held[i]
+        if isinstance(held, Tensor):
+            return held
+        t = held()
+        if t is not None:
+            return t
+        node = self.next_nodes[i]
+        assert isinstance(node, Op)  # only intermediate results are held weakly
+        return node._standin(*self._meta[i], (self._saved_data or {}).get(i))
+
+    def output(self) -> Tensor:
+        """The output tensor, or a stand-in for it once the caller has let it go."""
+        out = self._output()
+        if out is not None:
+            return out
+        return self._standin(*self._meta_out, (self._saved_data or {}).get(-1))
+
+    def _standin(self, shape: tuple[int, ...], dtype: Any, data: Any) -> Tensor:
+        """A tensor standing for this op's output after the caller let it go: the same
+        graph node (``_ctx``, hooks), with the saved array when the consumer saved it, else
+        a read-only zero-stride placeholder of the right shape (no memory): only the
+        create_graph backward reads values, and it reads saved ones."""
+        if data is None:
+            t: Tensor = _Placeholder(self.xp.broadcast_to(self.xp.zeros((), dtype=dtype), shape))
+        else:
+            t = Tensor(data)
+        t._ctx, t.requires_grad, t._hooks = self, True, self._output_hooks
+        return t
 
     def free(self) -> None:
-        """Drop the saved arrays; a second backward through this op then raises."""
+        """Drop the saved arrays (a second backward through this op then raises) and the
+        inputs kept for the reference: nothing of this op's forward stays alive."""
         self._saved = None
+        self._saved_data = None
+        self._held = tuple(
+            weakref.ref(h) if isinstance(h, Tensor) and _intermediate(h) else h for h in self._held
+        )
+
+
+def graph_node(t: Tensor) -> Op | Tensor:
+    """Where the gradient of ``t`` goes: the op that computed it, or the leaf itself."""
+    return t if t._ctx is None else t._ctx
+
+
+def _intermediate(t: Tensor) -> bool:
+    return t._ctx is not None and t.requires_grad
 
 
 # --------------------------------------------------------------------- the backward pass
-def _topological_order(roots: list[Tensor]) -> list[Tensor]:
-    """Tensors of the graph below ``roots``, each after all tensors it depends on.
+# The graph's nodes are ops and leaves (``graph_node``): an intermediate tensor is
+# reached through the op that computed it, so the pass needs no activation alive.
+Node = Any  # an Op, or a leaf Tensor
+
+
+def _topological_order(roots: list[Tensor]) -> list[Node]:
+    """The nodes of the graph below ``roots``, each after all nodes it depends on.
 
     Iterative depth-first search, so a graph 10,000 ops deep needs no recursion."""
-    order: list[Tensor] = []
+    order: list[Node] = []
     visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
+    stack: list[tuple[Node, bool]] = [(graph_node(r), False) for r in reversed(roots)]
     while stack:
         node, children_done = stack.pop()
         if children_done:
@@ -177,9 +268,15 @@ def _topological_order(roots: list[Tensor]) -> list[Tensor]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._ctx is not None:
-            stack.extend((t, False) for t in node._ctx.inputs if t.requires_grad)
+        if isinstance(node, Op):
+            stack.extend((n, False) for n in node.next_nodes if n is not None)
     return order
+
+
+def nodes_below(roots: list[Tensor]) -> list[Node]:
+    """The ops and leaves of the graph below ``roots`` (those that require grad), inputs
+    first: the way to walk a graph, since intermediate tensors may be gone."""
+    return _topological_order([r for r in roots if r.requires_grad])
 
 
 def run_backward(
@@ -196,40 +293,48 @@ def run_backward(
     added to ``.grad``. With ``targets`` only the ops that lead to them run, and their
     gradients are returned by ``id`` (and added to their ``.grad`` if ``accumulate``).
     With ``create_graph`` gradients are Tensors and each op's backward records its own
-    graph (see ``Op``); otherwise they are arrays and nothing is recorded."""
+    graph (see ``Op``); otherwise they are arrays and nothing is recorded. Unless
+    ``retain_graph``, each op frees what it saved as soon as its backward has run, and a
+    gradient is dropped as soon as it has been passed on."""
     order = _topological_order(roots)
     wanted = None if targets is None else _leading_to(order, targets)
-    pending: dict[int, Any] = {}
+    pending: dict[Node, Any] = {}
     for root, g in zip(roots, grads):
-        pending[id(root)] = g if id(root) not in pending else pending[id(root)] + g
+        node = graph_node(root)
+        pending[node] = g if node not in pending else pending[node] + g
     found: dict[int, Any] = {}
     with set_grad_enabled(create_graph):
         for node in reversed(order):
-            g = pending.pop(id(node), None)
+            g = pending.pop(node, None)
             if g is None:
                 continue
-            g = _run_hooks(node, g, create_graph)
-            fn = node._ctx
-            if targets is None:
-                if fn is None or node._retains_grad:
+            leaf = isinstance(node, Tensor)
+            g = _run_hooks(node._hooks if leaf else node._output_hooks, g, create_graph)
+            if wanted is not None:
+                for t in wanted.targets.get(node, ()):
+                    found[id(t)] = g
+                    if accumulate:
+                        _accumulate(t, g)
+            if leaf:
+                if targets is None:
                     _accumulate(node, g)
-            elif id(node) in wanted.targets:
-                found[id(node)] = g
-                if accumulate:
-                    _accumulate(node, g)
-            if fn is None:
                 for post_hook in node._post_accumulate_hooks:
                     post_hook(node)
                 continue
-            if wanted is not None and not wanted.below(fn):
+            if targets is None:
+                out = node._output()
+                if out is not None and out._retains_grad:
+                    _accumulate(out, g)
+            if wanted is not None and not wanted.below(node):
                 continue
-            _propagate(fn, node, g, pending, wanted, create_graph)
+            _propagate(node, g, pending, wanted, create_graph)
+            del g  # the output's gradient is spent: free it before the next op runs
             if not retain_graph:
-                fn.free()
+                node.free()
     return found
 
 
-def _propagate(fn: Op, node: Tensor, g: Any, pending: dict, wanted: Any, graph: bool) -> None:
+def _propagate(fn: Op, g: Any, pending: dict, wanted: Any, graph: bool) -> None:
     """Run ``fn``'s backward and add each input's gradient to ``pending``."""
     if fn._saved is None:
         raise RuntimeError(
@@ -238,52 +343,55 @@ def _propagate(fn: Op, node: Tensor, g: Any, pending: dict, wanted: Any, graph: 
         )
     if _observers:
         _notify("before_backward", fn, g)
-    input_grads = BACKWARD_ON_TENSORS(fn, node, g) if graph else fn.backward(g)
+    input_grads = BACKWARD_ON_TENSORS(fn, g) if graph else fn.backward(g)
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
     if _observers:
         _notify("after_backward", fn, g, input_grads)
-    for t, needs, ig in zip(fn.inputs, fn.needs_input_grad, input_grads):
-        if not needs or ig is None or (wanted is not None and id(t) not in wanted.ids):
+    for node, (shape, dtype), ig in zip(fn.next_nodes, fn._meta, input_grads):
+        if node is None or ig is None or (wanted is not None and node not in wanted.nodes):
             continue
         if anomaly_mode.enabled:
             anomaly_mode.check_finite(fn, ig.data if graph else ig, "gradient")
-        _check_grad_shape(fn, t, ig)
-        if ig.dtype != t.dtype:  # e.g. a float64 constant met a float32 input
-            ig = ig.to(t.dtype) if graph else ig.astype(t.dtype)
-        previous = pending.get(id(t))
-        pending[id(t)] = ig if previous is None else previous + ig
+        _check_grad_shape(fn, shape, ig)
+        if ig.dtype != dtype:  # e.g. a float64 constant met a float32 input
+            ig = ig.to(dtype) if graph else ig.astype(dtype)
+        previous = pending.get(node)
+        pending[node] = ig if previous is None else previous + ig
 
 
 class _Wanted:
-    """The tensors on some path from the roots to the targets (``ids``), and the targets."""
+    """The nodes on some path from the roots to the targets (``nodes``), and the target
+    tensors by their node (a tensor and a stand-in for it share one)."""
 
-    def __init__(self, ids: set[int], targets: set[int]) -> None:
-        self.ids, self.targets = ids, targets
+    def __init__(self, nodes: set[Node], targets: dict[Node, list[Tensor]]) -> None:
+        self.nodes, self.targets = nodes, targets
 
     def below(self, fn: Op) -> bool:
-        return any(id(t) in self.ids for t in fn.inputs)
+        return any(n in self.nodes for n in fn.next_nodes if n is not None)
 
 
-def _leading_to(order: list[Tensor], targets: list[Tensor]) -> _Wanted:
-    """``order`` is children first, so one pass marks every tensor above a target."""
-    target_ids = {id(t) for t in targets}
-    ids = set(target_ids)
+def _leading_to(order: list[Node], targets: list[Tensor]) -> _Wanted:
+    """``order`` is children first, so one pass marks every node above a target."""
+    by_node: dict[Node, list[Tensor]] = {}
+    for t in targets:
+        by_node.setdefault(graph_node(t), []).append(t)
+    nodes = set(by_node)
     for node in order:
-        if node._ctx is not None and any(id(t) in ids for t in node._ctx.inputs):
-            ids.add(id(node))
-    return _Wanted(ids, target_ids)
+        if isinstance(node, Op) and any(n in nodes for n in node.next_nodes if n is not None):
+            nodes.add(node)
+    return _Wanted(nodes, by_node)
 
 
-def _run_hooks(node: Tensor, g: Any, graph: bool) -> Any:
+def _run_hooks(hooks: list[Callable], g: Any, graph: bool) -> Any:
     """Each hook sees the gradient as a Tensor; one that returns a tensor replaces it."""
-    for hook in node._hooks:
+    for hook in hooks:
         replaced = hook(g if graph else Tensor(g))
         if replaced is None:
             continue
-        if tuple(replaced.shape) != node.shape:
+        if tuple(replaced.shape) != tuple(g.shape):
             raise RuntimeError(
-                f"a hook on a tensor of shape {node.shape} returned a gradient of shape "
+                f"a hook on a tensor of shape {tuple(g.shape)} returned a gradient of shape "
                 f"{tuple(replaced.shape)}"
             )
         if graph:
@@ -296,14 +404,14 @@ def _run_hooks(node: Tensor, g: Any, graph: bool) -> Any:
 # Under create_graph an op's backward runs on Tensors (see ``Op``): ``minidl/tensor_xp.py``
 # sets this to its ``backward_on_tensors`` when minidl is imported, since that path calls
 # ops and the engine imports none.
-BACKWARD_ON_TENSORS: Callable[[Op, Tensor, Tensor], Any] | None = None
+BACKWARD_ON_TENSORS: Callable[[Op, Tensor], Any] | None = None
 
 
-def _check_grad_shape(fn: Op, t: Tensor, grad: Any) -> None:
-    if tuple(grad.shape) != t.shape:
+def _check_grad_shape(fn: Op, shape: tuple[int, ...], grad: Any) -> None:
+    if tuple(grad.shape) != shape:
         raise RuntimeError(
             f"{fn.name}.backward returned a gradient of shape {tuple(grad.shape)} "
-            f"for an input of shape {t.shape}"
+            f"for an input of shape {shape}"
         )
 
 
@@ -421,6 +529,18 @@ class Tensor:
     def _bump_version(self) -> None:
         """Mark an in-place change, so a backward that saved the old values refuses to run."""
         self._version += 1
+
+
+class _Placeholder(Tensor):
+    """A stand-in whose values were not kept (``Op._standin``): its shape and dtype are
+    right, its data a read-only zero-stride array."""
+
+    __slots__ = ()
+
+
+def is_placeholder(t: Tensor) -> bool:
+    """Whether ``t`` stands for a tensor whose values the graph did not keep."""
+    return isinstance(t, _Placeholder)
 
 
 def initial_grad(out: Tensor, gradient: Any, graph: bool, caller: str) -> Any:

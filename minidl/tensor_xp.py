@@ -45,7 +45,7 @@ from minidl.tensor_functions import cat, stack, tensor, where  # noqa: F401  (re
 
 
 # --------------------------------------------------------------------- create_graph's backward
-def backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
+def backward_on_tensors(fn: Op, dy: Tensor) -> Any:
     """``fn``'s input gradients for the output gradient ``dy``, recorded as a graph: its
     reference differentiated, or its own backward run on Tensors with ``xp`` this module."""
     if fn.reference is not None:
@@ -55,7 +55,7 @@ def backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
             f"{fn.name}: create_graph=True needs this op's double backward, which it does "
             "not have (it defines neither a Tensor-friendly backward nor a reference)"
         )
-    graph = {id(t.data): t for t in (*fn.inputs, out)}
+    graph = {id(t.data): t for t in (*fn.inputs, fn.output())}
     fn._tensor_saved = tuple(
         graph[id(a)] if id(a) in graph else Tensor(a) if _is_array(a) else a for a in fn.saved
     )
@@ -68,10 +68,11 @@ def backward_on_tensors(fn: Op, out: Tensor, dy: Tensor) -> Any:
 
 def _reference_backward(fn: Op, dy: Tensor) -> tuple:
     """Differentiate ``fn.reference`` (recomputed on the inputs, graph recorded) with ``dy``."""
-    wanted = [t for t, needs in zip(fn.inputs, fn.needs_input_grad) if needs]
-    out = fn.reference(*fn.inputs)
+    inputs = fn.inputs
+    wanted = [t for t, needs in zip(inputs, fn.needs_input_grad) if needs]
+    out = fn.reference(*inputs)
     found = run_backward([out], [dy], True, True, wanted, accumulate=False)
-    return tuple(found.get(id(t)) if n else None for t, n in zip(fn.inputs, fn.needs_input_grad))
+    return tuple(found.get(id(t)) if n else None for t, n in zip(inputs, fn.needs_input_grad))
 
 
 def _is_array(a: Any) -> bool:

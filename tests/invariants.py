@@ -9,19 +9,11 @@ import numpy as np
 
 import minidl as md
 from minidl.gradient_check import gradcheck
-from minidl.tensor import Op
+from minidl.tensor import Op, nodes_below
 
 
 def _graph_functions(out: md.Tensor) -> list[Op]:
-    found, stack, seen = [], [out], set()
-    while stack:
-        t = stack.pop()
-        if t._ctx is None or id(t) in seen:
-            continue
-        seen.add(id(t))
-        found.append(t._ctx)
-        stack.extend(t._ctx.inputs)
-    return found
+    return [n for n in nodes_below([out]) if isinstance(n, Op)]
 
 
 def _host(array: object) -> np.ndarray:

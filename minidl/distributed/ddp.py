@@ -39,7 +39,7 @@ from typing import Any
 from minidl import backend
 from minidl.distributed.comm import Communicator, Work, init
 from minidl.nn.module import Module
-from minidl.tensor import Tensor, is_grad_enabled
+from minidl.tensor import Tensor, is_grad_enabled, nodes_below
 
 
 class _Bucket:
@@ -225,19 +225,7 @@ class DistributedDataParallel(Module):
 
 def _leaves_below(out: Any) -> set[int]:
     """ids of the leaf tensors in the graph below the tensors in ``out``."""
-    stack = [t for t in _tensors(out) if t.requires_grad]
-    seen: set[int] = set()
-    leaves: set[int] = set()
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if t.grad_fn is None:
-            leaves.add(id(t))
-        else:
-            stack.extend(x for x in t.grad_fn.inputs if x.requires_grad)
-    return leaves
+    return {id(n) for n in nodes_below(list(_tensors(out))) if isinstance(n, Tensor)}
 
 
 def _tensors(out: Any) -> Iterator[Tensor]:

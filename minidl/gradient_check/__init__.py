@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from minidl import backend
-from minidl.tensor import Tensor, enable_grad, float64, no_grad, run_backward
+from minidl.tensor import Op, Tensor, enable_grad, float64, no_grad, nodes_below, run_backward
 from minidl.tensor_functions import tensor
 
 
@@ -181,18 +181,8 @@ def _numerical_grad(
 
 def graph_ops(out: Tensor) -> list[str]:
     """Names of the op classes in the graph below ``out``, inputs first, without repeats."""
-    names: list[str] = []
-    seen: set[int] = set()
-    stack = [out]
-    while stack:
-        t = stack.pop()
-        if t._ctx is None or id(t) in seen:
-            continue
-        seen.add(id(t))
-        if t._ctx.name not in names:
-            names.append(t._ctx.name)
-        stack.extend(t._ctx.inputs)
-    return names[::-1]
+    names = [n.name for n in nodes_below([out]) if isinstance(n, Op)]
+    return list(dict.fromkeys(names))
 
 
 __all__ = ["GradcheckError", "GradcheckResult", "gradcheck", "gradgradcheck", "graph_ops"]

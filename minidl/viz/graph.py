@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, is_placeholder
 
 _INSTALL_HINT = (
     "the Graphviz 'dot' program is not installed: `sudo apt-get install graphviz` "
@@ -106,9 +106,9 @@ class _Drawer:
         stack = [root]
         while stack:
             t = stack.pop()
-            if id(t) in self.ids:
+            if _key(t) in self.ids:
                 continue
-            self.ids[id(t)] = f"n{len(self.ids)}"
+            self.ids[_key(t)] = f"n{len(self.ids)}"
             self.keep.append(t)
             self.nodes.append(self._node(t))
             if t.grad_fn is not None:
@@ -121,16 +121,17 @@ class _Drawer:
             inputs = t.grad_fn.inputs if t.grad_fn is not None else ()
             for k, x in enumerate(inputs):
                 number = f' [taillabel="{k}", fontsize=9]' if len(inputs) > 1 else ""
-                edges.append(f"  {self.ids[id(x)]} -> {self.ids[id(t)]}{number}")
+                edges.append(f"  {self.ids[_key(x)]} -> {self.ids[_key(t)]}{number}")
         return edges
 
     def mark_output(self, t: Tensor, label: str) -> None:
-        self.nodes.append(f'  {self.ids[id(t)]}_out [label="{label}", shape=plaintext]')
-        self.edges.append(f"  {self.ids[id(t)]} -> {self.ids[id(t)]}_out")
+        node = self.ids[_key(t)]
+        self.nodes.append(f'  {node}_out [label="{label}", shape=plaintext]')
+        self.edges.append(f"  {node} -> {node}_out")
 
     def _node(self, t: Tensor) -> str:
         fn = t.grad_fn
-        if fn is not None and self.forward_ids is not None and id(t) not in self.forward_ids:
+        if fn is not None and self.forward_ids is not None and _key(t) not in self.forward_ids:
             kind, title = "backward_op", fn.name
         elif fn is not None:
             kind, title = "op", fn.name
@@ -144,7 +145,7 @@ class _Drawer:
         if self.show_values:
             lines += _value_lines(t)
         label = "\\n".join(_escape(line) for line in lines)
-        return f'  {self.ids[id(t)]} [label="{label}", {_STYLE[kind]}]'
+        return f'  {self.ids[_key(t)]} [label="{label}", {_STYLE[kind]}]'
 
     def dot(self) -> str:
         head = [
@@ -163,14 +164,20 @@ _LEGEND = (
 )
 
 
+def _key(t: Tensor) -> int:
+    """One node per op, however many tensors stand for its output: the graph keeps ops,
+    not intermediate tensors (a freed one comes back from ``Op.inputs`` as a stand-in)."""
+    return id(t) if t.grad_fn is None else id(t.grad_fn)
+
+
 def _graph_ids(roots: Sequence[Tensor]) -> set[int]:
     """The ids of every tensor in the graphs below ``roots``."""
     seen: set[int] = set()
     stack = list(roots)
     while stack:
         t = stack.pop()
-        if id(t) not in seen:
-            seen.add(id(t))
+        if _key(t) not in seen:
+            seen.add(_key(t))
             stack.extend(t.grad_fn.inputs if t.grad_fn is not None else ())
     return seen
 
@@ -203,6 +210,8 @@ def _saved_name(fn: Any, out: Tensor, array: Any) -> str:
 
 
 def _value_lines(t: Tensor) -> list[str]:
+    if is_placeholder(t):
+        return ["value: not kept (no op saved it)"]
     lines = [_stats("value", t.data)]
     if t.grad is not None:
         lines.append(_stats("grad", t.grad.data))
