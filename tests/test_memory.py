@@ -17,7 +17,7 @@ import pytest
 import minidl as md
 from minidl import nn
 from minidl.autograd import grad
-from minidl.tensor import is_placeholder
+from minidl.tensor import Op, is_placeholder, nodes_below
 
 MIB = 2**20
 
@@ -43,6 +43,36 @@ def test_an_activation_no_op_saved_is_freed_while_the_graph_lives():
     loss.backward()
     del loss
     assert all(ref() is None for ref in refs.values())
+
+
+def _kept_by_graph(out: md.Tensor, exclude: list[md.Tensor]) -> int:
+    """Bytes of the distinct arrays the graph below ``out`` keeps (saved, or held for a
+    reference), not counting those of ``exclude`` (parameters, the input)."""
+
+    def root(a):
+        while getattr(a, "base", None) is not None:
+            a = a.base
+        return a
+
+    skip = {id(root(t.data)) for t in exclude}
+    kept = {}
+    for fn in (n for n in nodes_below([out]) if isinstance(n, Op)):
+        held = [h.data for h in fn._held if isinstance(h, md.Tensor)]
+        for a in [*(fn._saved or ()), *held]:
+            if hasattr(a, "nbytes") and id(root(a)) not in skip:
+                kept[id(root(a))] = root(a).nbytes
+    return sum(kept.values())
+
+
+def test_a_conv_batchnorm_relu_block_keeps_two_activations_as_pytorch():
+    """BatchNorm saves its input (the conv output), not xhat; ReLU its output: two
+    activations of the block's size, as PyTorch keeps (the third, BatchNorm's output, goes)."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+    x = md.randn(4, 3, 16, 16)
+    out = model(x)
+    activation = out.data.nbytes
+    kept = _kept_by_graph(out, [x, *model.parameters()])
+    assert 2 * activation <= kept < 2 * activation + 1024  # + per-channel statistics
 
 
 def test_a_chain_of_ops_that_save_nothing_keeps_one_activation_alive():

@@ -61,6 +61,7 @@ class BatchNorm(Op):
     (var * m / (m - 1)). dx is the closed form of the module docstring.
     Eval: mean, var are the running statistics (constants), so dx = dy * weight * invstd.
     dweight = sum(dy * xhat), dbias = sum(dy), both summed over every axis but 1.
+    Saves x, mean and invstd (as PyTorch); backward recomputes xhat from them.
     """
 
     def __init__(
@@ -88,7 +89,9 @@ class BatchNorm(Op):
             invstd = 1.0 / self.xp.sqrt(var + self.eps)
             xhat = (x3 - mean) * invstd
             self.eval_stats = mean.copy(), invstd  # constants of the reference
-        self.save_for_backward(xhat, invstd, w)
+        # x, not xhat: the graph holds x anyway for the reference (create_graph), so
+        # saving xhat as well would keep two activations where PyTorch keeps one
+        self.save_for_backward(x3, mean, invstd, w)
         return _affine(xhat, w, b).reshape(x.shape)
 
     def _update_running(self, mean: Any, var: Any) -> None:
@@ -102,7 +105,8 @@ class BatchNorm(Op):
         self.running_var += self.momentum * unbiased
 
     def backward(self, dy: Array | Tensor) -> tuple:
-        xhat, invstd, w = self.saved
+        x3, mean, invstd, w = self.saved
+        xhat = (x3 - mean) * invstd
         dy3 = dy.reshape(xhat.shape)
         dx = dw = db = None
         if self.needs_input_grad[0]:
