@@ -89,9 +89,10 @@ class BatchNorm(Op):
             invstd = 1.0 / self.xp.sqrt(var + self.eps)
             xhat = (x3 - mean) * invstd
             self.eval_stats = mean.copy(), invstd  # constants of the reference
-        # x, not xhat: the graph holds x anyway for the reference (create_graph), so
-        # saving xhat as well would keep two activations where PyTorch keeps one
-        self.save_for_backward(x3, mean, invstd, w)
+        # x itself, not xhat nor x3 (a copy when x is a strided view): the graph holds x
+        # anyway for the reference (create_graph), so anything else would keep a second
+        # activation where PyTorch keeps one
+        self.save_for_backward(x, mean, invstd, w)
         return _affine(xhat, w, b).reshape(x.shape)
 
     def _update_running(self, mean: Any, var: Any) -> None:
@@ -105,8 +106,8 @@ class BatchNorm(Op):
         self.running_var += self.momentum * unbiased
 
     def backward(self, dy: Array | Tensor) -> tuple:
-        x3, mean, invstd, w = self.saved
-        xhat = (x3 - mean) * invstd
+        x, mean, invstd, w = self.saved
+        xhat = (x.reshape(x.shape[0], x.shape[1], -1) - mean) * invstd
         dy3 = dy.reshape(xhat.shape)
         dx = dw = db = None
         if self.needs_input_grad[0]:
