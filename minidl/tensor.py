@@ -7,11 +7,9 @@ gradients are on, the ``Op`` that made it (``_ctx``). An ``Op`` is one node of t
 ``Tensor.backward`` orders the graph topologically and runs each op's ``backward`` once,
 in reverse, summing the gradients that meet at a tensor.
 
-Memory, as in PyTorch: an op holds the graph node of each input (``next_nodes``: the op
-that computed it, or a leaf), not the input tensor, so an activation lives on only while
-the caller keeps it or an op saved its array for backward; each op frees what it saved as
-soon as its backward has run (unless ``retain_graph``), and each gradient is dropped once
-passed on.
+Memory, as in PyTorch: an op holds the graph node of each input (the op that computed it,
+or a leaf), not the input tensor, so an activation lives on only while the caller keeps it
+or an op saved it; each op frees what it saved once its backward has run.
 
 In order: ``Op``, the backward pass, then ``Tensor`` itself. The Tensor methods that
 call ops (arithmetic, reductions, shape, in-place, conversions) live in
@@ -19,19 +17,19 @@ call ops (arithmetic, reductions, shape, in-place, conversions) live in
 way: this file imports no op, the ops import this file, tensor_methods imports both.
 What the engine reads but does not define, each in a file of its own: grad mode
 (``minidl/grad_mode.py``), anomaly mode (``minidl/anomaly_mode.py``), how an op's inputs
-are promoted to one dtype (``minidl/dtypes.py``) and the backward pass that records its
-own graph (``create_graph``, ``minidl/tensor_xp.py``).
+are promoted to one dtype (``minidl/dtypes.py``), what an op keeps of its inputs and how
+the graph is walked (``minidl/graph_edges.py``) and the backward pass that records its own
+graph (``create_graph``, ``minidl/tensor_xp.py``).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from minidl import anomaly_mode, backend, grad_mode
+from minidl import anomaly_mode, backend, grad_mode, graph_edges
 from minidl.anomaly_mode import AnomalyError, detect_anomaly  # noqa: F401  (re-exported)
 from minidl.backend import Array
 from minidl.dtypes import (  # noqa: F401  (minidl.tensor re-exports the dtypes)
@@ -56,6 +54,7 @@ from minidl.grad_mode import (  # noqa: F401  (re-exported)
     no_grad,
     set_grad_enabled,
 )
+from minidl.graph_edges import graph_node, nodes_below, topological_order  # noqa: F401
 
 # --------------------------------------------------------------------- watchers
 # Objects watching every op's forward and backward (minidl.autograd.trace): empty unless a
@@ -119,7 +118,7 @@ class Op:
         if record:
             out.requires_grad = True
             out._ctx = self
-            self._link(tensors, out)
+            graph_edges.link(self, tensors, out)  # edges: nodes, not activations
         else:
             self._saved = ()
         if _observers:
@@ -149,134 +148,26 @@ class Op:
                 )
         return self._saved if self._tensor_saved is None else self._tensor_saved
 
-    def _link(self, tensors: tuple[Tensor, ...], out: Tensor) -> None:
-        """Record the edges of the graph, keeping only what backward needs alive.
-
-        As in PyTorch, an op holds the node each input's gradient flows to
-        (``next_nodes``: the op that made the input, or the leaf itself), not the input:
-        an intermediate result (an activation) lives on only if the caller keeps it or
-        an op saved its array. The inputs themselves are held weakly, with their shapes
-        and dtypes; leaves (parameters, data, constants) strongly. An op with a
-        ``reference`` keeps the inputs that it did not save: create_graph recomputes the
-        reference from them. ``inputs`` gives them back, dead ones as stand-ins."""
-        saved = self._watch_saved(tensors, out)
-        self.next_nodes = tuple(graph_node(t) if t.requires_grad else None for t in tensors)
-        self._meta = tuple((t.shape, t.dtype) for t in tensors)
-        self._meta_out = (out.shape, out.dtype)
-        self._held = tuple(
-            weakref.ref(t) if _intermediate(t) and (self.reference is None or i in saved) else t
-            for i, t in enumerate(tensors)
-        )
-        self._saved_data = {i: tensors[i].data for i in saved}
-        if -1 in saved:
-            self._saved_data[-1] = out.data
-        self._output = weakref.ref(out)
-        self._output_hooks = out._hooks  # a hook on the output outlives the Python object
-
-    def _watch_saved(self, inputs: tuple[Tensor, ...], out: Tensor) -> set[int]:
-        """Remember the versions of the tensors whose own arrays were saved; return their
-        positions (-1 for the output).
-
-        Weak references: the output refers to this op (``out._ctx``), so a strong one
-        would make a cycle that keeps the whole graph alive until the garbage collector
-        runs. A tensor that is gone can no longer be changed in place."""
-        saved = {
-            i
-            for i, t in enumerate((*inputs, out))
-            if any(a is t.data or getattr(a, "base", None) is t.data for a in self._saved)
-        }
-        saved = {-1 if i == len(inputs) else i for i in saved}
-        self._watched = [
-            (weakref.ref(out if i == -1 else inputs[i]), (out if i == -1 else inputs[i])._version)
-            for i in saved
-        ]
-        return saved
-
     @property
     def inputs(self) -> tuple[Tensor, ...]:
-        """The input tensors; one that is gone comes back as a stand-in (see ``_standin``)."""
-        return tuple(self._input(i) for i in range(len(self._held)))
-
-    def _input(self, i: int) -> Tensor:
-        held = self._held[i]
-        if isinstance(held, Tensor):
-            return held
-        t = held()
-        if t is not None:
-            return t
-        node = self.next_nodes[i]
-        assert isinstance(node, Op)  # only intermediate results are held weakly
-        return node._standin(*self._meta[i], (self._saved_data or {}).get(i))
+        """The input tensors; stand-ins for those the caller let go (``graph_edges``)."""
+        return graph_edges.inputs(self)
 
     def output(self) -> Tensor:
         """The output tensor, or a stand-in for it once the caller has let it go."""
-        out = self._output()
-        if out is not None:
-            return out
-        return self._standin(*self._meta_out, (self._saved_data or {}).get(-1))
-
-    def _standin(self, shape: tuple[int, ...], dtype: Any, data: Any) -> Tensor:
-        """A tensor standing for this op's output after the caller let it go: the same
-        graph node (``_ctx``, hooks), with the saved array when the consumer saved it, else
-        a read-only zero-stride placeholder of the right shape (no memory): only the
-        create_graph backward reads values, and it reads saved ones."""
-        if data is None:
-            t: Tensor = _Placeholder(self.xp.broadcast_to(self.xp.zeros((), dtype=dtype), shape))
-        else:
-            t = Tensor(data)
-        t._ctx, t.requires_grad, t._hooks = self, True, self._output_hooks
-        return t
+        return graph_edges.output(self)
 
     def free(self) -> None:
         """Drop the saved arrays (a second backward through this op then raises) and the
         inputs kept for the reference: nothing of this op's forward stays alive."""
         self._saved = None
-        self._saved_data = None
-        self._held = tuple(
-            weakref.ref(h) if isinstance(h, Tensor) and _intermediate(h) else h for h in self._held
-        )
-
-
-def graph_node(t: Tensor) -> Op | Tensor:
-    """Where the gradient of ``t`` goes: the op that computed it, or the leaf itself."""
-    return t if t._ctx is None else t._ctx
-
-
-def _intermediate(t: Tensor) -> bool:
-    return t._ctx is not None and t.requires_grad
+        graph_edges.release(self)
 
 
 # --------------------------------------------------------------------- the backward pass
 # The graph's nodes are ops and leaves (``graph_node``): an intermediate tensor is
 # reached through the op that computed it, so the pass needs no activation alive.
 Node = Any  # an Op, or a leaf Tensor
-
-
-def _topological_order(roots: list[Tensor]) -> list[Node]:
-    """The nodes of the graph below ``roots``, each after all nodes it depends on.
-
-    Iterative depth-first search, so a graph 10,000 ops deep needs no recursion."""
-    order: list[Node] = []
-    visited: set[int] = set()
-    stack: list[tuple[Node, bool]] = [(graph_node(r), False) for r in reversed(roots)]
-    while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if isinstance(node, Op):
-            stack.extend((n, False) for n in node.next_nodes if n is not None)
-    return order
-
-
-def nodes_below(roots: list[Tensor]) -> list[Node]:
-    """The ops and leaves of the graph below ``roots`` (those that require grad), inputs
-    first: the way to walk a graph, since intermediate tensors may be gone."""
-    return _topological_order([r for r in roots if r.requires_grad])
 
 
 def run_backward(
@@ -296,7 +187,7 @@ def run_backward(
     graph (see ``Op``); otherwise they are arrays and nothing is recorded. Unless
     ``retain_graph``, each op frees what it saved as soon as its backward has run, and a
     gradient is dropped as soon as it has been passed on."""
-    order = _topological_order(roots)
+    order = topological_order(roots)
     wanted = None if targets is None else _leading_to(order, targets)
     pending: dict[Node, Any] = {}
     for root, g in zip(roots, grads):
@@ -529,18 +420,6 @@ class Tensor:
     def _bump_version(self) -> None:
         """Mark an in-place change, so a backward that saved the old values refuses to run."""
         self._version += 1
-
-
-class _Placeholder(Tensor):
-    """A stand-in whose values were not kept (``Op._standin``): its shape and dtype are
-    right, its data a read-only zero-stride array."""
-
-    __slots__ = ()
-
-
-def is_placeholder(t: Tensor) -> bool:
-    """Whether ``t`` stands for a tensor whose values the graph did not keep."""
-    return isinstance(t, _Placeholder)
 
 
 def initial_grad(out: Tensor, gradient: Any, graph: bool, caller: str) -> Any:

@@ -17,7 +17,8 @@ import pytest
 import minidl as md
 from minidl import nn
 from minidl.autograd import grad
-from minidl.tensor import Op, is_placeholder, nodes_below
+from minidl.graph_edges import is_placeholder
+from minidl.tensor import Op, nodes_below
 
 MIB = 2**20
 

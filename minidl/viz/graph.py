@@ -15,7 +15,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from minidl.tensor import Tensor, is_placeholder
+from minidl.graph_edges import is_placeholder
+from minidl.tensor import Tensor
 
 _INSTALL_HINT = (
     "the Graphviz 'dot' program is not installed: `sudo apt-get install graphviz` "
