@@ -6,7 +6,8 @@ As in PyTorch, an op records per input the graph node its gradient goes to
 shape and dtype, and holds an intermediate input (an activation) only weakly: it lives on
 while the caller keeps it or an op saved its array for backward. Leaves (parameters, data,
 constants) are held. An op with a ``reference`` also holds the inputs it did not save,
-until its backward has run, since create_graph recomputes the reference from them.
+until its backward has run, since create_graph recomputes the reference from them (not
+one with ``graph_backward``: its create_graph runs its own backward on Tensors).
 
 ``inputs(op)`` gives the input tensors back; one that is gone comes back as a stand-in:
 the same graph node, with the saved array when an op saved it, else a placeholder (right
@@ -17,6 +18,8 @@ when it records an op and ``release`` when the op's backward has run.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from minidl import tensor as engine  # the engine imports this file first: used at call time
@@ -57,6 +60,20 @@ def nodes_below(roots: list) -> list:
     return topological_order([r for r in roots if r.requires_grad])
 
 
+@contextmanager
+def only_wanted(op: Any, wanted: Any) -> Iterator[None]:
+    """In a backward with targets (``wanted``: the nodes that lead to them), ``op``'s
+    backward sees needs_input_grad off for the inputs that lead to no target, so it does
+    not compute their gradients (e.g. a weight's, in grad(D(x), x))."""
+    needs = op.needs_input_grad
+    if wanted is not None:
+        op.needs_input_grad = tuple(n and m in wanted.nodes for m, n in zip(op.next_nodes, needs))
+    try:
+        yield
+    finally:
+        op.needs_input_grad = needs
+
+
 def link(op: Any, tensors: tuple, out: Any) -> None:
     """Record ``op``'s edges to its inputs and its output, keeping alive only what backward
     needs (see the module docstring)."""
@@ -64,8 +81,9 @@ def link(op: Any, tensors: tuple, out: Any) -> None:
     op.next_nodes = tuple(graph_node(t) if t.requires_grad else None for t in tensors)
     op._meta = tuple((t.shape, t.dtype) for t in tensors)
     op._meta_out = (out.shape, out.dtype)
+    weak = op.reference is None or op.graph_backward  # no reference to recompute
     op._held = tuple(
-        weakref.ref(t) if _intermediate(t) and (op.reference is None or i in saved) else t
+        weakref.ref(t) if _intermediate(t) and (weak or i in saved) else t
         for i, t in enumerate(tensors)
     )
     op._saved_data = {i: (out if i == -1 else tensors[i]).data for i in saved}

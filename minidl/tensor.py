@@ -96,6 +96,7 @@ class Op:
     _saved_data: dict | None = None
     differentiable = True
     double_backward = True
+    graph_backward = False
     _tensor_saved: tuple | None = None
     promotes = False
 
@@ -234,7 +235,8 @@ def _propagate(fn: Op, g: Any, pending: dict, wanted: Any, graph: bool) -> None:
         )
     if _observers:
         _notify("before_backward", fn, g)
-    input_grads = BACKWARD_ON_TENSORS(fn, g) if graph else fn.backward(g)
+    with graph_edges.only_wanted(fn, wanted):  # no gradient that leads to no target
+        input_grads = BACKWARD_ON_TENSORS(fn, g) if graph else fn.backward(g)
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
     if _observers:

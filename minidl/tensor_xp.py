@@ -17,6 +17,9 @@ An op whose backward is array code (fused kernels, ``out=``, scatter) instead de
 ``reference(*inputs) -> Tensor``: the same function composed of simpler ops, written
 plainly. Under ``create_graph=True`` the engine differentiates the reference (with the
 graph recorded) in place of ``backward``, and the tests compare ``forward`` against it.
+An op that sets ``graph_backward = True`` runs its own backward on Tensors even so: it
+records gradient ops with fused forwards (e.g. ``ConvNd``: ``ConvInputGrad``,
+``ConvWeightGrad``), faster than differentiating the reference's many small ops.
 An op with neither sets ``double_backward = False`` and create_graph names it in an
 error. ``python -m minidl.gradient_check --order 2`` checks every op both ways.
 
@@ -48,7 +51,7 @@ from minidl.tensor_functions import cat, stack, tensor, where  # noqa: F401  (re
 def backward_on_tensors(fn: Op, dy: Tensor) -> Any:
     """``fn``'s input gradients for the output gradient ``dy``, recorded as a graph: its
     reference differentiated, or its own backward run on Tensors with ``xp`` this module."""
-    if fn.reference is not None:
+    if fn.reference is not None and not fn.graph_backward:
         return _reference_backward(fn, dy)
     if not fn.double_backward:
         raise RuntimeError(

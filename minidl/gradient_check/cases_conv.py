@@ -12,7 +12,13 @@ import numpy as np
 from minidl import nn
 from minidl.gradient_check.registry import distinct, normal, register
 from minidl.nn import functional as F
-from minidl.ops.conv import conv_simple, conv_transpose_simple
+from minidl.ops.conv import (
+    ConvInputGrad,
+    ConvWeightGrad,
+    conv_simple,
+    conv_transpose_simple,
+    conv_weight_simple,
+)
 from minidl.ops.im2col import windows
 from minidl.tensor import Tensor, float64
 
@@ -199,4 +205,33 @@ register(
     "conv_transpose_simple (matmul + col2im)",
     lambda x, w: conv_transpose_simple(x, w, None, _WIN_T, (5, 4), 1),
     normal((2, 3, *_WIN_T.out), (3, 2, 3, 2)),
+)
+
+# A convolution's gradients as ops (what ConvNd's backward records under create_graph),
+# their second order through their references, and the reference of the weight gradient.
+_WIN_D = windows("conv1d", (9,), (3,), (2,), (2,), [(1, 1)])  # stride, dilation, padding
+register(
+    "ConvInputGrad (conv input gradient, groups 2)",
+    lambda dy, w: ConvInputGrad(_WIN, (5, 4), 2)(dy, w),
+    normal((2, 6, *_WIN.out), (6, 2, 3, 2)),
+)
+register(
+    "ConvInputGrad conv1d stride 2 dilation 2",
+    lambda dy, w: ConvInputGrad(_WIN_D, (9,), 1)(dy, w),
+    normal((2, 3, *_WIN_D.out), (3, 2, 3)),
+)
+register(
+    "ConvWeightGrad (conv weight gradient, groups 2)",
+    lambda x, dy: ConvWeightGrad(_WIN, (5, 4), 2)(x, dy),
+    normal((2, 4, 5, 4), (2, 6, *_WIN.out)),
+)
+register(
+    "ConvWeightGrad conv1d stride 2 dilation 2",
+    lambda x, dy: ConvWeightGrad(_WIN_D, (9,), 1)(x, dy),
+    normal((2, 2, 9), (2, 3, *_WIN_D.out)),
+)
+register(
+    "conv_weight_simple (im2col + matmul, groups 2)",
+    lambda x, dy: conv_weight_simple(x, dy, _WIN, 2),
+    normal((2, 4, 5, 4), (2, 6, *_WIN.out)),
 )

@@ -215,7 +215,11 @@ class ConvNd(Op):
     db = sum over n and p of dy. Saves x (not its columns, prod(k) times larger: backward
     rebuilds them for dW) only if w needs a gradient.
     The operands were checked where they entered (``check_operands``, called by F).
+    Under create_graph, backward records ``ConvInputGrad`` and ``ConvWeightGrad``: the
+    same matrix products as ops of their own, each with its own (fused) backward.
     """
+
+    graph_backward = True
 
     def __init__(
         self,
@@ -245,6 +249,8 @@ class ConvNd(Op):
 
     def backward(self, dy: Array | Tensor) -> tuple:
         x, w = self.saved
+        if isinstance(dy, Tensor):  # create_graph
+            return self._graph_backward(dy, x, w)
         dx = dw = db = None
         dy = to_batch_last(self.xp, dy)  # so both uses below read it in place
         if self.needs_input_grad[1]:  # first: its columns are freed before dx needs as many
@@ -257,12 +263,94 @@ class ConvNd(Op):
             db = _bias_grad(dy)
         return dx, dw, db
 
+    def _graph_backward(self, dy: Tensor, x: Tensor | None, w: Tensor | None) -> tuple:
+        """dx, dW and db recorded as a graph: two fused ops and a sum (not the reference
+        differentiated, which recomputes the forward and records a dozen small ops)."""
+        needs = self.needs_input_grad
+        dx = ConvInputGrad(self.win, self.size, self.groups)(dy, w) if needs[0] else None
+        dw = ConvWeightGrad(self.win, self.size, self.groups)(x, dy) if needs[1] else None
+        db = dy.sum(axis=(0, *range(2, dy.ndim))) if len(needs) > 2 and needs[2] else None
+        return dx, dw, db
+
     def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
         return conv_simple(x, w, b, self.win, self.groups)
 
     def _weight_shape(self, cols: Any) -> tuple[int, ...]:
         dims = len(self.win.kernel)
         return (-1, cols.shape[0] // self.groups, *cols.shape[1 : 1 + dims])
+
+
+class ConvInputGrad(Op):
+    """dx = col2im(W_g^T @ dY_g): a convolution's input gradient as an op of (dy, w), the
+    transposed convolution with that convolution's windows, so that create_graph records
+    one fused op. dy: (N, C_out, *O), w: (C_out, C_in/g, *k) -> dx: (N, C_in, *S).
+    Linear in each operand; for the upstream G (N, C_in, *S), with cols = im2col(G):
+    d(dy)_g = W_g @ cols_g (the convolution of G with w),  dW_g = dY_g @ cols_g^T."""
+
+    def __init__(self, win: Windows, size: tuple[int, ...], groups: int) -> None:
+        self.win, self.size, self.groups = win, size, groups
+
+    def forward(self, dy: Array, w: Array) -> Array:
+        dy = to_batch_last(self.xp, dy)  # read as rows here and again in backward
+        self.save_for_backward(
+            dy if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
+        )
+        self.weight_shape = w.shape
+        return _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
+
+    def backward(self, g: Array) -> tuple:
+        dy, w = self.saved
+        cols = im2col(self.xp, g, self.win)  # one set of columns serves both gradients
+        d_dy = _correlate(self.xp, w, cols, self.groups) if self.needs_input_grad[0] else None
+        dw = None
+        if self.needs_input_grad[1]:
+            dw = _weight_grad(self.xp, dy, cols, self.groups, self.weight_shape)
+        return d_dy, dw
+
+    def reference(self, dy: Tensor, w: Tensor) -> Tensor:
+        return conv_transpose_simple(dy, w, None, self.win, self.size, self.groups)
+
+
+def conv_weight_simple(x: Tensor, dy: Tensor, win: Windows, groups: int) -> Tensor:
+    """The plain weight gradient of a convolution: dW_g = dY_g @ cols_g^T, the columns of
+    x by im2col. x: (N, C_in, *S), dy: (N, C_out, *O) -> dW: (C_out, C_in/g, *k)."""
+    dims, c_out = len(win.kernel), dy.shape[1]
+    cols = Im2Col(win, x.shape[2:])(x)  # (C_in, *k, *O, N)
+    rows = dy.permute(*range(1, dims + 2), 0).reshape(groups, c_out // groups, -1)
+    cols = cols.reshape(groups, -1, rows.shape[-1])  # (g, C_in/g * prod(k), prod(O) * N)
+    dw = rows[0] @ cols[0].T if groups == 1 else rows @ cols.swapaxes(1, 2)
+    return dw.reshape(c_out, x.shape[1] // groups, *win.kernel)
+
+
+class ConvWeightGrad(Op):
+    """dW_g = dY_g @ cols_g^T with cols = im2col(x): a convolution's weight gradient as an
+    op of (x, dy). x: (N, C_in, *S), dy: (N, C_out, *O) -> dW: (C_out, C_in/g, *k).
+    Linear in each operand; for the upstream G (the shape of W):
+    dx = col2im(G_g^T @ dY_g) (the input gradient of a convolution with weight G),
+    d(dy)_g = G_g @ cols_g (the convolution of x with G)."""
+
+    def __init__(self, win: Windows, size: tuple[int, ...], groups: int) -> None:
+        self.win, self.size, self.groups = win, size, groups
+
+    def forward(self, x: Array, dy: Array) -> Array:
+        dy = to_batch_last(self.xp, dy)
+        self.save_for_backward(
+            x if self.needs_input_grad[1] else None, dy if self.needs_input_grad[0] else None
+        )
+        shape = (dy.shape[1], x.shape[1] // self.groups, *self.win.kernel)
+        return _weight_grad(self.xp, dy, im2col(self.xp, x, self.win), self.groups, shape)
+
+    def backward(self, g: Array) -> tuple:
+        x, dy = self.saved
+        dx = d_dy = None
+        if self.needs_input_grad[0]:
+            dx = _correlate_adjoint(self.xp, g, dy, self.groups, self.win, self.size)
+        if self.needs_input_grad[1]:
+            d_dy = _correlate(self.xp, g, im2col(self.xp, x, self.win), self.groups)
+        return dx, d_dy
+
+    def reference(self, x: Tensor, dy: Tensor) -> Tensor:
+        return conv_weight_simple(x, dy, self.win, self.groups)
 
 
 def transposed_size(
