@@ -76,17 +76,20 @@ def only_wanted(op: Any, wanted: Any) -> Iterator[None]:
 
 def link(op: Any, tensors: tuple, out: Any) -> None:
     """Record ``op``'s edges to its inputs and its output, keeping alive only what backward
-    needs (see the module docstring)."""
+    needs (see the module docstring). Runs for every op recorded: one pass, no frills."""
     saved = _watch_saved(op, tensors, out)
-    op.next_nodes = tuple(graph_node(t) if t.requires_grad else None for t in tensors)
-    op._meta = tuple((t.shape, t.dtype) for t in tensors)
-    op._meta_out = (out.shape, out.dtype)
-    weak = op.reference is None or op.graph_backward  # no reference to recompute
-    op._held = tuple(
-        weakref.ref(t) if _intermediate(t) and (weak or i in saved) else t
-        for i, t in enumerate(tensors)
-    )
-    op._saved_data = {i: (out if i == -1 else tensors[i]).data for i in saved}
+    keep_unsaved = op.reference is not None and not op.graph_backward  # recomputes it
+    nodes, meta, held = [], [], []
+    for i, t in enumerate(tensors):
+        data = t.data
+        meta.append((data.shape, data.dtype))
+        ctx = t._ctx
+        nodes.append((t if ctx is None else ctx) if t.requires_grad else None)
+        weak = ctx is not None and t.requires_grad and (not keep_unsaved or i in saved)
+        held.append(weakref.ref(t) if weak else t)
+    op.next_nodes, op._meta, op._held = tuple(nodes), tuple(meta), tuple(held)
+    op._meta_out = (out.data.shape, out.data.dtype)
+    op._saved_data = {i: (out if i == -1 else tensors[i]).data for i in saved} if saved else None
     op._output = weakref.ref(out)
     op._output_hooks = out._hooks  # a hook on the output outlives the Python object
 
@@ -98,13 +101,16 @@ def _watch_saved(op: Any, inputs: tuple, out: Any) -> set[int]:
     Weak references: the output refers to the op (``out._ctx``), so a strong one would make
     a cycle that keeps the whole graph alive until the garbage collector runs. A tensor
     that is gone can no longer be changed in place."""
-    candidates = {i: t for i, t in enumerate(inputs)} | {-1: out}
-    saved = {
-        i
-        for i, t in candidates.items()
-        if any(a is t.data or getattr(a, "base", None) is t.data for a in op._saved)
-    }
-    op._watched = [(weakref.ref(candidates[i]), candidates[i]._version) for i in saved]
+    op._watched = []
+    if not op._saved:
+        return set()
+    # a saved array is a tensor's own array, or a view of it (a reshape, a transpose)
+    ids = {id(a) for a in op._saved} | {id(getattr(a, "base", None)) for a in op._saved}
+    saved = set()
+    for i, t in (*enumerate(inputs), (-1, out)):
+        if id(t.data) in ids:
+            saved.add(i)
+            op._watched.append((weakref.ref(t), t._version))
     return saved
 
 
@@ -151,10 +157,11 @@ def is_placeholder(t: Any) -> bool:
 def release(op: Any) -> None:
     """After ``op``'s backward (without retain_graph): drop what it kept for create_graph."""
     op._saved_data = None
-    op._held = tuple(
-        weakref.ref(h) if not isinstance(h, weakref.ref) and _intermediate(h) else h
-        for h in op._held
-    )
+    if op.reference is not None:  # only such ops hold intermediate inputs strongly
+        op._held = tuple(
+            weakref.ref(h) if not isinstance(h, weakref.ref) and _intermediate(h) else h
+            for h in op._held
+        )
 
 
 def _intermediate(t: Any) -> bool:
