@@ -192,17 +192,16 @@ def blas_info() -> dict[str, Any]:
     }
 
 
-def set_threads(threads: int | None, torch: Any = None) -> int | None:
-    """Pin NumPy's BLAS (when ``threads`` is given) and PyTorch to the same thread count.
+def set_threads(threads: int | None, torch: Any = None) -> int:
+    """Pin minidl (its thread pool and NumPy's BLAS, ``minidl.set_num_threads``) and
+    PyTorch to the same thread count: ``threads``, else minidl's default (the CPUs this
+    process may use, or MINIDL_NUM_THREADS / OMP_NUM_THREADS). Returns the count."""
+    import minidl
 
-    Returns the count in force: ``threads``, else the BLAS's own (None if unknown)."""
     if threads is not None:
-        if threadpoolctl is None:
-            raise RuntimeError("--threads needs threadpoolctl to limit NumPy's BLAS")
-        threadpoolctl.threadpool_limits(threads, user_api="blas")
-    else:
-        threads = blas_info()["threads"]
-    if torch is not None and threads is not None:
+        minidl.set_num_threads(threads)
+    threads = minidl.get_num_threads()
+    if torch is not None:
         torch.set_num_threads(threads)
     return threads
 

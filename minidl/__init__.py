@@ -13,6 +13,7 @@ from minidl import (
     tensor_xp,  # the array namespace of create_graph (see minidl/tensor.py)
 )
 from minidl.gradient_check import gradcheck
+from minidl.parallel import get_num_threads, set_num_threads
 from minidl.serialization import SerializationError, load, save
 from minidl.tensor import (
     AnomalyError,

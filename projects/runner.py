@@ -14,10 +14,10 @@ epoch per model: ``callbacks=[ctx.epoch_log("mlp", epochs)]`` for ``fit``, or
 anything else, such as training counted in steps). The runner prints where the results
 went.
 
-BLAS threads: a project runs with NumPy's BLAS limited to ``BLAS_THREADS`` thread (see
-``blas_threads``; ``--blas-threads N`` or ``MINIDL_BLAS_THREADS`` change it): the models
-here are small, and on a busy machine BLAS threads that wait for each other cost more than
-they give (projects/RESULTS.md has the measurements).
+Threads: a project runs with minidl (its thread pool and NumPy's BLAS) limited to
+``BLAS_THREADS`` thread (see ``blas_threads``; ``--blas-threads N`` or ``MINIDL_BLAS_THREADS``
+change it): on the shared machine the results were measured on, threads that wait for each
+other cost more than they give (projects/RESULTS.md has the measurements).
 """
 
 from __future__ import annotations
@@ -142,19 +142,19 @@ BLAS_ENV = "MINIDL_BLAS_THREADS"
 
 @contextmanager
 def blas_threads(n: int | None) -> Iterator[None]:
-    """NumPy's BLAS limited to ``n`` threads inside the block (None: as it is), through
-    threadpoolctl; without threadpoolctl the limit is skipped with a note."""
+    """minidl limited to ``n`` threads inside the block (None: as it is): its thread pool
+    and NumPy's BLAS (``minidl.set_num_threads``); the count before is restored after."""
     if n is None:
         yield
         return
+    import minidl
+
+    before = minidl.get_num_threads()
+    minidl.set_num_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        print("(threadpoolctl is not installed: BLAS keeps its own thread count)", flush=True)
         yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+    finally:
+        minidl.set_num_threads(before)
 
 
 def project_names() -> list[str]:

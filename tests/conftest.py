@@ -1,21 +1,16 @@
 """Hypothesis profiles: ``ci`` (the default, fast) and ``thorough`` (on demand:
-``HYPOTHESIS_PROFILE=thorough python -m pytest``); BLAS limited to one thread."""
+``HYPOTHESIS_PROFILE=thorough python -m pytest``); minidl and BLAS limited to one thread."""
 
 import os
 
 from hypothesis import HealthCheck, settings
 
-try:  # threadpoolctl comes with scikit-learn (the projects extra)
-    from threadpoolctl import threadpool_limits
-except ImportError:
-    threadpool_limits = None
+import minidl
 
-# The tests multiply small matrices, where a second BLAS thread only adds synchronisation
-# (5-20x slower on a busy 2-core machine): one thread keeps the suite fast and steady.
-if threadpool_limits is not None:
-    import numpy  # noqa: F401  (threadpool_limits limits only the BLAS already loaded: NumPy's)
-
-    threadpool_limits(1, user_api="blas")
+# The tests compute on small arrays, where a second thread only adds synchronisation (5-20x
+# slower on a busy 2-core machine): one thread (minidl's pool and NumPy's BLAS) keeps the
+# suite fast and steady. tests/test_parallel.py runs the threaded paths on purpose.
+minidl.set_num_threads(1)
 
 settings.register_profile(
     "ci",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minidl import backend
+from minidl import backend, parallel
 from minidl.backend import Array
 from minidl.ops.arithmetic import Where
 from minidl.ops.broadcasting import normalize_axis
@@ -21,13 +21,17 @@ class ReLU(Op):
     """y = max(x, 0);  dx = dy where x > 0 (0 at x = 0)"""
 
     def forward(self, x: Array) -> Array:
-        y = self.xp.maximum(x, 0)
+        xp = self.xp
+        y = parallel.map_parts(xp, lambda out, x: xp.maximum(x, 0, out=out), x)
         self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array | Tensor) -> Array | Tensor:
         (y,) = self.saved
-        return dy * (y > 0)
+        if isinstance(dy, Tensor):  # create_graph: the product is recorded
+            return dy * (y > 0)
+        xp = self.xp
+        return parallel.map_parts(xp, lambda out, dy, y: xp.multiply(dy, y > 0, out=out), dy, y)
 
 
 class LeakyReLU(Op):

@@ -21,6 +21,7 @@ import dataclasses
 import math
 from typing import Any
 
+from minidl import parallel
 from minidl.backend import Array
 from minidl.ops.arguments import SPATIAL, as_tuple
 from minidl.ops.im2col import (
@@ -28,8 +29,13 @@ from minidl.ops.im2col import (
     batch_first,
     batch_last,
     col2im,
+    col2im_add,
     im2col,
+    interior,
+    pad,
+    spatial_buffer,
     to_batch_last,
+    window_view,
     windows,
 )
 from minidl.tensor import Op, Tensor
@@ -104,8 +110,8 @@ def _rows(y: Any, groups: int) -> Any:
 
 
 def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any:
-    """Y_g = W_g @ cols_g (+ bias). w: (C_out, C_in/g, *k), cols: (C_in, *k, *O, N)
-    -> y: (N, C_out, *O), stored batch last."""
+    """Y_g = W_g @ cols_g (+ bias), all columns at once (the integer convolution uses it).
+    w: (C_out, C_in/g, *k), cols: (C_in, *k, *O, N) -> y: (N, C_out, *O), stored batch last."""
     dims = w.ndim - 2
     out_and_batch = cols.shape[1 + dims :]
     rows = cols.shape[0] // groups * math.prod(cols.shape[1 : 1 + dims])
@@ -116,27 +122,90 @@ def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any
     return batch_first(y.reshape(w.shape[0], *out_and_batch))
 
 
-def _correlate_adjoint(
-    xp: Any, w: Any, dy: Any, groups: int, win: Windows, size: tuple[int, ...]
-) -> Any:
-    """The adjoint of ``_correlate`` composed with im2col: dcols_g = W_g^T @ dY_g,
-    dx = col2im(dcols). w: (C_out, C_in/g, *k), dy: (N, C_out, *O) -> dx: (N, C_in, *S)."""
-    dcols = xp.matmul(_grouped(w, groups).swapaxes(1, 2), _rows(dy, groups))
-    in_channels = w.shape[1] * groups
-    dcols = dcols.reshape(in_channels, *w.shape[2:], *dy.shape[2:], dy.shape[0])
-    return col2im(xp, dcols, win, size)
+def _position_parts(xp: Any, view: Any, dims: int) -> list[slice]:
+    """Parts of the first output axis of a window view (C, *k, *O, N) for the thread pool:
+    each builds and multiplies the columns of its own output positions."""
+    return parallel.splits(xp, view.shape[1 + dims], view.size)
 
 
-def _weight_grad(xp: Any, dy: Any, cols: Any, groups: int, shape: tuple[int, ...]) -> Any:
-    """dW_g = dY_g @ cols_g^T. dy: (N, C_out, *O), cols: (C_in, *k, *O, N) -> (C_out, ...)."""
-    rows = cols.shape[0] // groups * math.prod(cols.shape[1 : -dy.ndim + 1])
-    flat = cols.reshape(groups, rows, dy.shape[0] * math.prod(dy.shape[2:]))
-    return xp.matmul(_rows(dy, groups), flat.swapaxes(1, 2)).reshape(shape)
+def _columns(xp: Any, view: Any, dims: int, rows: slice) -> Any:
+    """The columns (C, *k, *rows, *O[1:], N) of the output positions whose first index is in
+    ``rows``, copied from the window view (one part of im2col)."""
+    return xp.ascontiguousarray(view[(slice(None),) * (1 + dims) + (rows,)])
+
+
+def _convolve(xp: Any, w: Any, x: Any, win: Windows, groups: int, bias: Any = None) -> Any:
+    """Y_g = W_g @ im2col(x)_g (+ bias), in parts along the first output axis (threads): each
+    part copies the columns of its output positions and multiplies them into its slice of y,
+    so at most one part's columns per thread exist at a time.
+    w: (C_out, C_in/g, *k), x: (N, C_in, *S) -> y: (N, C_out, *O), stored batch last."""
+    dims, c_out = w.ndim - 2, w.shape[0]
+    view = window_view(xp, pad(xp, x, win), win)  # (C_in, *k, *O, N), no copy
+    y = xp.empty((c_out, *win.out, x.shape[0]), dtype=xp.result_type(w, x))
+    wg = _grouped(w, groups)
+
+    def part(rows: slice) -> None:
+        cols = _columns(xp, view, dims, rows)
+        positions = math.prod(cols.shape[1 + dims :])  # explicit: -1 is ambiguous for N = 0
+        out = y[:, rows].reshape(groups, c_out // groups, positions)  # a view: y is contiguous
+        xp.matmul(wg, cols.reshape(groups, wg.shape[2], positions), out=out)
+        if bias is not None:
+            out += bias.reshape(groups, -1, 1)
+
+    parallel.run(part, _position_parts(xp, view, dims))
+    return batch_first(y)
+
+
+def _weight_grad(xp: Any, dy: Any, x: Any, win: Windows, groups: int) -> Any:
+    """dW_g = dY_g @ im2col(x)_g^T, summed over parts of the output positions (threads), each
+    part rebuilding its own columns. dy: (N, C_out, *O) stored batch last, x: (N, C_in, *S)
+    -> dW: (C_out, C_in/g, *k)."""
+    dims, c_out = dy.ndim - 2, dy.shape[1]
+    view = window_view(xp, pad(xp, x, win), win)  # (C_in, *k, *O, N)
+    dy_rows = batch_last(dy)  # (C_out, *O, N), contiguous
+
+    def part(rows: slice) -> Any:
+        cols = _columns(xp, view, dims, rows)
+        positions = math.prod(cols.shape[1 + dims :])
+        flat = cols.reshape(groups, math.prod(cols.shape[: 1 + dims]) // groups, positions)
+        dy_part = dy_rows[:, rows].reshape(groups, c_out // groups, positions)
+        return xp.matmul(dy_part, flat.swapaxes(1, 2))
+
+    partial = parallel.run(part, _position_parts(xp, view, dims))
+    dw = partial[0]
+    for more in partial[1:]:
+        dw += more
+    return dw.reshape(c_out, view.shape[0] // groups, *win.kernel)
 
 
 def _bias_grad(dy: Any) -> Any:
     """db = dy summed over the batch and every spatial position."""
     return dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def _correlate_adjoint(
+    xp: Any, w: Any, dy: Any, groups: int, win: Windows, size: tuple[int, ...]
+) -> Any:
+    """The adjoint of ``_convolve``: dcols_g = W_g^T @ dY_g, dx = col2im(dcols), in parts
+    over blocks of input channels (threads; one group only: a block's columns then depend on
+    its own rows of W^T alone). w: (C_out, C_in/g, *k), dy: (N, C_out, *O) stored batch
+    last -> dx: (N, C_in, *S)."""
+    n = dy.shape[0]
+    c_in, taps = w.shape[1] * groups, math.prod(win.kernel)
+    wt = _grouped(w, groups).swapaxes(1, 2)  # (g, C_in/g * prod(k), C_out/g)
+    dy_rows = _rows(dy, groups)  # (g, C_out/g, prod(O) * N)
+    dx = spatial_buffer(xp, (n, c_in, *win.padded_size(size)), dy.dtype, 0)
+    work = c_in * taps * dy_rows.shape[2]
+    parts = parallel.splits(xp, c_in, work) if groups == 1 else [slice(0, c_in)]
+
+    def part(channels: slice) -> None:
+        rows = slice(channels.start * taps, channels.stop * taps)
+        dcols = xp.matmul(wt[:, rows], dy_rows)
+        dcols = dcols.reshape(channels.stop - channels.start, *win.kernel, *dy.shape[2:], n)
+        col2im_add(dcols, win, dx[:, channels])
+
+    parallel.run(part, parts)
+    return dx[interior(win, size)] if win.padded else dx
 
 
 class Im2Col(Op):
@@ -240,12 +309,11 @@ class ConvNd(Op):
         pads = conv_pads(self.op, self.padding, w.shape[2:], stride, dilation)
         self.win = windows(self.op, x.shape[2:], w.shape[2:], stride, dilation, pads)
         self.size = x.shape[2:]
-        cols = im2col(self.xp, x, self.win)
         # saves the input, not its prod(k) times larger columns: backward rebuilds them
         self.save_for_backward(
             x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )
-        return _correlate(self.xp, w, cols, g, b)
+        return _convolve(self.xp, w, x, self.win, g, b)
 
     def backward(self, dy: Array | Tensor) -> tuple:
         x, w = self.saved
@@ -254,9 +322,7 @@ class ConvNd(Op):
         dx = dw = db = None
         dy = to_batch_last(self.xp, dy)  # so both uses below read it in place
         if self.needs_input_grad[1]:  # first: its columns are freed before dx needs as many
-            cols = im2col(self.xp, x, self.win)
-            dw = _weight_grad(self.xp, dy, cols, self.groups, self._weight_shape(cols))
-            del cols
+            dw = _weight_grad(self.xp, dy, x, self.win, self.groups)
         if self.needs_input_grad[0]:
             dx = _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
@@ -274,10 +340,6 @@ class ConvNd(Op):
 
     def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
         return conv_simple(x, w, b, self.win, self.groups)
-
-    def _weight_shape(self, cols: Any) -> tuple[int, ...]:
-        dims = len(self.win.kernel)
-        return (-1, cols.shape[0] // self.groups, *cols.shape[1 : 1 + dims])
 
 
 class ConvInputGrad(Op):
@@ -434,12 +496,10 @@ class ConvTransposeNd(Op):
     def backward(self, dy: Array | Tensor) -> tuple:
         x, w = self.saved
         dx = dw = db = None
-        if self.needs_input_grad[0] or self.needs_input_grad[1]:
-            cols = im2col(self.xp, dy, self.win)
         if self.needs_input_grad[0]:
-            dx = _correlate(self.xp, w, cols, self.groups)
+            dx = _convolve(self.xp, w, dy, self.win, self.groups)
         if self.needs_input_grad[1]:
-            dw = _weight_grad(self.xp, x, cols, self.groups, (x.shape[1], -1, *self.win.kernel))
+            dw = _weight_grad(self.xp, x, dy, self.win, self.groups)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = _bias_grad(dy)
         return dx, dw, db

@@ -181,6 +181,11 @@ def col2im(xp: Any, dcols: Any, win: Windows, size: tuple[int, ...]) -> Any:
     entry added back to the input element it was copied from (one add per kernel offset)."""
     c, n = dcols.shape[0], dcols.shape[-1]
     dx = spatial_buffer(xp, (n, c, *win.padded_size(size)), dcols.dtype, 0)
-    for j, index in offset_slices(win):
-        dx[index] += batch_first(dcols[(slice(None), *j)])
+    col2im_add(dcols, win, dx)
     return dx[interior(win, size)] if win.padded else dx
+
+
+def col2im_add(dcols: Any, win: Windows, dx_padded: Any) -> None:
+    """dx_padded (N, C, *P) += col2im(dcols) before cropping: dcols (C, *k, *O, N)."""
+    for j, index in offset_slices(win):
+        dx_padded[index] += batch_first(dcols[(slice(None), *j)])

@@ -14,22 +14,26 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minidl import parallel
 from minidl.backend import Array
 from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Op, Tensor
 
 
-def _standardize(x: Any, axes: tuple[int, ...], eps: float, xp: Any) -> tuple[Any, ...]:
-    """(xhat, mean, var, invstd) with the biased variance over ``axes`` (kept as size 1).
+def _standardize(
+    x: Any, axes: tuple[int, ...], eps: float, xp: Any, out: Any = None
+) -> tuple[Any, ...]:
+    """(xhat, mean, var, invstd) with the biased variance over ``axes`` (kept as size 1);
+    xhat is written to ``out`` if given.
 
     The statistics are those of x - s, with s one value of x per group: a float32 mean
     of values near 1e4 is off by ~1e-3, which a tiny variance would blow up to ~0.3 in
     xhat; shifted, a nearly constant group is centred exactly (as PyTorch's Welford)."""
     shift = x[tuple(slice(0, 1) if i in axes else slice(None) for i in range(x.ndim))]
-    shifted = x - shift
-    offset = shifted.mean(axis=axes, keepdims=True)
+    centered = xp.subtract(x, shift, out=out)
+    offset = centered.mean(axis=axes, keepdims=True)
     mean = shift + offset
-    centered = shifted - offset
+    centered -= offset
     var = (centered * centered).mean(axis=axes, keepdims=True)
     invstd = 1.0 / xp.sqrt(var + eps)
     centered *= invstd
@@ -48,6 +52,12 @@ def _normalized_backward(g: Any, xhat: Any, scale: Any, axes: tuple[int, ...]) -
     mean_g = g.mean(axis=axes, keepdims=True)
     mean_g_xhat = (g * xhat).mean(axis=axes, keepdims=True)
     return (g - mean_g - xhat * mean_g_xhat) * scale
+
+
+def _channel_parts(xp: Any, x3: Any) -> list[slice]:
+    """Blocks of channels of x3 (N, C, L) for the thread pool: every BatchNorm statistic is
+    per channel, so each block is computed alone, as in one thread, to the same bits."""
+    return parallel.splits(xp, x3.shape[1], x3.size)
 
 
 class BatchNorm(Op):
@@ -81,19 +91,31 @@ class BatchNorm(Op):
         self.axes, self.x_shape = (0, 2), x.shape
         self.m = x3.shape[0] * x3.shape[2]
         w, b = _channel(weight), _channel(bias)
+        xp = self.xp
         if self.training:
-            xhat, mean, var, invstd = _standardize(x3, self.axes, self.eps, self.xp)
+            y = xp.empty_like(x3)  # x's memory order
+
+            def part(c: slice) -> tuple[Any, Any, Any]:  # channels c, into y[:, c]
+                xhat, mean, var, invstd = _standardize(x3[:, c], self.axes, self.eps, xp, y[:, c])
+                if w is not None:
+                    xhat *= w[:, c]
+                if b is not None:
+                    xhat += b[:, c]
+                return mean, var, invstd
+
+            stats = parallel.run(part, _channel_parts(xp, x3))
+            mean, var, invstd = (xp.concatenate(s, axis=1) for s in zip(*stats))
             self._update_running(mean, var)
         else:
             mean, var = _channel(self.running_mean), _channel(self.running_var)
-            invstd = 1.0 / self.xp.sqrt(var + self.eps)
-            xhat = (x3 - mean) * invstd
+            invstd = 1.0 / xp.sqrt(var + self.eps)
+            y = _affine((x3 - mean) * invstd, w, b)
             self.eval_stats = mean.copy(), invstd  # constants of the reference
         # x itself, not xhat nor x3 (a copy when x is a strided view): the graph holds x
         # anyway for the reference (create_graph), so anything else would keep a second
         # activation where PyTorch keeps one
         self.save_for_backward(x, mean, invstd, w)
-        return _affine(xhat, w, b).reshape(x.shape)
+        return y.reshape(x.shape)
 
     def _update_running(self, mean: Any, var: Any) -> None:
         """running = (1 - momentum) * running + momentum * batch, in place."""
@@ -107,18 +129,24 @@ class BatchNorm(Op):
 
     def backward(self, dy: Array | Tensor) -> tuple:
         x, mean, invstd, w = self.saved
-        xhat = (x.reshape(x.shape[0], x.shape[1], -1) - mean) * invstd
-        dy3 = dy.reshape(xhat.shape)
-        dx = dw = db = None
-        if self.needs_input_grad[0]:
-            scale = invstd if w is None else invstd * w
-            dx = _normalized_backward(dy3, xhat, scale, self.axes) if self.training else dy3 * scale
-            dx = dx.reshape(self.x_shape)
-        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
-            dw = (dy3 * xhat).sum(axis=self.axes)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            db = dy3.sum(axis=self.axes)
-        return dx, dw, db
+        x3 = x.reshape(x.shape[0], x.shape[1], -1)
+        dy3 = dy.reshape(x3.shape)
+        need = (*self.needs_input_grad, False, False)
+        scale = invstd if w is None else invstd * w
+        dx = self.xp.empty_like(dy3) if need[0] else None
+
+        def part(c: slice) -> tuple[Any, Any]:  # channels c: xhat is rebuilt a block at a time
+            g, xhat = dy3[:, c], (x3[:, c] - mean[:, c]) * invstd[:, c]
+            if need[0] and self.training:
+                dx[:, c] = _normalized_backward(g, xhat, scale[:, c], self.axes)
+            elif need[0]:
+                dx[:, c] = g * scale[:, c]
+            dw = (g * xhat).sum(axis=self.axes) if need[1] else None
+            return dw, g.sum(axis=self.axes) if need[2] else None
+
+        sums = parallel.run(part, _channel_parts(self.xp, x3))
+        dw, db = (None if s[0] is None else self.xp.concatenate(s) for s in zip(*sums))
+        return None if dx is None else dx.reshape(self.x_shape), dw, db
 
     def reference(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None):
         """The textbook formula on Tensors (no running-statistics update: forward did it)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from minidl import backend
+from minidl import backend, parallel
 from minidl.backend import Array
 from minidl.ops.arguments import as_tuple
 from minidl.ops.im2col import (
@@ -133,10 +133,15 @@ class MaxPoolNd(Op):
         xp = self.xp
         low = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
         x_pad = pad(xp, x, self.win, fill=low)
-        views = (x_pad[index] for _, index in offset_slices(self.win))
-        y = next(views).copy(order="K")
-        for v in views:
-            xp.maximum(y, v, out=y)
+        y = spatial_buffer(xp, (*x.shape[:2], *self.win.out), x.dtype, None)
+
+        def part(c: slice) -> None:  # channels c: pooling is per channel
+            views = (x_pad[:, c][index] for _, index in offset_slices(self.win))
+            xp.copyto(y[:, c], next(views))
+            for v in views:
+                xp.maximum(y[:, c], v, out=y[:, c])
+
+        parallel.run(part, parallel.splits(xp, x.shape[1], x_pad.size))
         self.save_for_backward(x_pad, y)
         if self.return_indices:
             self.indices = self._flat_indices(x_pad, y)
@@ -149,11 +154,16 @@ class MaxPoolNd(Op):
         n, c = dy.shape[:2]
         fill = None if win.tiles(self.size) else 0  # every element is written below
         dx = spatial_buffer(xp, (n, c, *win.padded_size(self.size)), dy.dtype, fill)
-        for _, index, first in self._first_max(x_pad, y):
-            if win.disjoint:  # each input element is in at most one window: assign
-                xp.multiply(dy, first, out=dx[index])
-            else:
-                dx[index] += dy * first
+
+        def part(ch: slice) -> None:  # channels ch, each to its own slice of dx
+            dx_part, dy_part = dx[:, ch], dy[:, ch]
+            for _, index, first in self._first_max(x_pad[:, ch], y[:, ch]):
+                if win.disjoint:  # each input element is in at most one window: assign
+                    xp.multiply(dy_part, first, out=dx_part[index])
+                else:
+                    dx_part[index] += dy_part * first
+
+        parallel.run(part, parallel.splits(xp, c, dx.size))
         return dx[interior(win, self.size)]
 
     def reference(self, x: Tensor) -> Tensor:

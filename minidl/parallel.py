@@ -1,0 +1,162 @@
+"""CPU threads: ``set_num_threads``, and the pool that runs the parts of one op side by side.
+
+Why threads help here: NumPy releases the GIL inside its loops over large arrays (ufuncs,
+copies, reductions) and inside BLAS, so the parts of one op given to different threads run
+on different cores. An op that is worth splitting cuts its work into parts that write
+disjoint slices of its output (a block of channels, a block of output columns) and hands
+them to ``run``; the plain serial code is the same function given one part.
+
+One number rules the threads: ``set_num_threads(n)`` sets the pool's size and BLAS's thread
+count. While the pool runs parts, BLAS is held to one thread, so the two never multiply
+(n parts each using n BLAS threads would oversubscribe the cores); a matrix product outside
+the pool uses BLAS's n threads, as PyTorch's intra-op threads do. The default is
+``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may run on.
+
+Only NumPy arrays are split (``splits``): CuPy parallelises on the GPU by itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+# A part smaller than this (elements an op reads or writes) costs more to hand to a thread
+# (~20-50 us) than it saves: measured on float32 ufuncs and copies, see benchmarks/RESULTS.md.
+MIN_PART = 1 << 16
+
+_local = threading.local()  # .inside: this thread runs a part (nested calls stay serial)
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _default_threads() -> int:
+    for name in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return _checked(int(value), name)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _checked(n: int, what: str = "set_num_threads") -> int:
+    if n < 1:
+        raise ValueError(f"{what}: the number of threads must be at least 1, got {n}")
+    return n
+
+
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries NumPy loaded ([] without it)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency; kept usable without it
+        return []
+    return list(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+_threads = _default_threads()
+_blas = _blas_libraries()
+
+
+def _set_blas_threads(n: int) -> None:
+    for library in _blas:
+        library.set_num_threads(n)
+
+
+_set_blas_threads(_threads)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for minidl's ops and for BLAS (``torch.set_num_threads``)."""
+    global _threads, _pool, _blas
+    n = _checked(int(n))
+    with _lock:
+        if _pool is not None and n != _threads:
+            _pool.shutdown(wait=True)
+            _pool = None
+        _threads = n
+        _blas = _blas_libraries()  # again: SciPy or PyTorch may have loaded another BLAS
+        _set_blas_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads minidl's ops and BLAS use (``torch.get_num_threads``)."""
+    return _threads
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="minidl")
+        return _pool
+
+
+def splits(xp: Any, length: int, work: int) -> list[slice]:
+    """How to cut ``range(length)`` into parts: at most one per thread, each with at least
+    ``MIN_PART`` of the ``work`` (elements touched in all), contiguous and in order. One
+    part (the whole range) for CuPy arrays, one thread, small work, or inside a part."""
+    count = min(_threads, length, work // MIN_PART)
+    if xp is not np or count <= 1 or getattr(_local, "inside", False):
+        return [slice(0, length)]
+    bounds = [length * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def run(part: Callable[[slice], T], parts: list[slice]) -> list[T]:
+    """``[part(s) for s in parts]``, the parts in parallel on the pool (this thread runs the
+    first), BLAS at one thread meanwhile. The parts must touch disjoint outputs."""
+    if len(parts) <= 1:
+        return [part(s) for s in parts]
+    with _one_blas_thread():
+        futures: list[Future[T]] = [_executor().submit(_as_part, part, s) for s in parts[1:]]
+        first = _as_part(part, parts[0])
+        return [first, *(f.result() for f in futures)]
+
+
+def _as_part(part: Callable[[slice], T], s: slice) -> T:
+    _local.inside = True
+    try:
+        return part(s)
+    finally:
+        _local.inside = False
+
+
+@contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    if _threads > 1:
+        _set_blas_threads(1)
+    try:
+        yield
+    finally:
+        if _threads > 1:
+            _set_blas_threads(_threads)
+
+
+def map_parts(xp: Any, fn: Callable[..., Any], *arrays: Any) -> Any:
+    """An elementwise function of same-shape ``arrays``: ``fn(out, *arrays)`` writes it into
+    ``out``, called on parts along the axis the first array stores outermost (threads).
+    The result has the first array's shape, dtype and memory order."""
+    first = arrays[0]
+    out = xp.empty_like(first)
+    if first.ndim == 0:
+        fn(out, *arrays)
+        return out
+    axis = max(range(first.ndim), key=lambda i: (first.shape[i] > 1, abs(first.strides[i])))
+    before = (slice(None),) * axis
+
+    def part(s: slice) -> None:
+        fn(out[(*before, s)], *(a[(*before, s)] for a in arrays))
+
+    run(part, splits(xp, first.shape[axis], first.size * (len(arrays) + 1)))
+    return out
