@@ -357,16 +357,15 @@ class ConvInputGrad(Op):
         self.save_for_backward(
             dy if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )
-        self.weight_shape = w.shape
         return _correlate_adjoint(self.xp, w, dy, self.groups, self.win, self.size)
 
     def backward(self, g: Array) -> tuple:
         dy, w = self.saved
-        cols = im2col(self.xp, g, self.win)  # one set of columns serves both gradients
-        d_dy = _correlate(self.xp, w, cols, self.groups) if self.needs_input_grad[0] else None
-        dw = None
+        d_dy = dw = None
+        if self.needs_input_grad[0]:
+            d_dy = _convolve(self.xp, w, g, self.win, self.groups)
         if self.needs_input_grad[1]:
-            dw = _weight_grad(self.xp, dy, cols, self.groups, self.weight_shape)
+            dw = _weight_grad(self.xp, dy, g, self.win, self.groups)
         return d_dy, dw
 
     def reference(self, dy: Tensor, w: Tensor) -> Tensor:
@@ -399,8 +398,7 @@ class ConvWeightGrad(Op):
         self.save_for_backward(
             x if self.needs_input_grad[1] else None, dy if self.needs_input_grad[0] else None
         )
-        shape = (dy.shape[1], x.shape[1] // self.groups, *self.win.kernel)
-        return _weight_grad(self.xp, dy, im2col(self.xp, x, self.win), self.groups, shape)
+        return _weight_grad(self.xp, dy, x, self.win, self.groups)
 
     def backward(self, g: Array) -> tuple:
         x, dy = self.saved
@@ -408,7 +406,7 @@ class ConvWeightGrad(Op):
         if self.needs_input_grad[0]:
             dx = _correlate_adjoint(self.xp, g, dy, self.groups, self.win, self.size)
         if self.needs_input_grad[1]:
-            d_dy = _correlate(self.xp, g, im2col(self.xp, x, self.win), self.groups)
+            d_dy = _convolve(self.xp, g, x, self.win, self.groups)
         return dx, d_dy
 
     def reference(self, x: Tensor, dy: Tensor) -> Tensor:
