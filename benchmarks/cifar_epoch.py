@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = len(train_loader(data))
     info["data"] = {"train": len(data["y_train"]), "test": len(data["y_test"]), "steps": steps}
     info["loss_diff"] = same_function(twins, test)
-    info["loader_epoch"] = loader_epoch(train_loader(data))
+    if args.steps is None:
+        info["loader_epoch"] = loader_epoch(train_loader(data))
     print(json.dumps(info, default=str), file=sys.stderr, flush=True)
     if args.steps is None:
         rows = run_epochs(twins, steps, args.epochs, test, args.yield_to)
