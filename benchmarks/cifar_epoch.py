@@ -3,6 +3,7 @@
 
     python -m benchmarks.cifar_epoch [--epochs 2] [--threads 1] [--yield-to /tmp/bench.lock]
     python -m benchmarks.cifar_epoch --steps 50 --threads 2   # blocks of steps, interleaved
+    python -m benchmarks.cifar_epoch --profile 6              # minidl's time per op type
 
 Both engines train the same network, ``cifar10.cnn`` built once from ``minidl.nn`` and once
 from ``torch.nn``, from the same initial weights (minidl's, copied into PyTorch's model), with
@@ -261,6 +262,24 @@ def run_steps(
     return out
 
 
+def profile(twin: Twin, steps: int) -> str:
+    """minidl's time per op type over ``steps`` traced steps (after 2 untraced ones)."""
+    from minidl.autograd import trace
+
+    for _ in range(WARMUP):
+        twin.step()
+    with trace(values=False) as tr:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            twin.step()
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    per_step = lambda s: f"{s / steps * 1e3:.0f} ms"  # noqa: E731
+    return (
+        f"{tr.summary()}\n\nper step: {per_step(wall)} wall, {per_step(cpu)} CPU, "
+        f"{per_step(tr.op_seconds())} in ops (tracing adds some)"
+    )
+
+
 # --------------------------------------------------------------------- reporting
 def format_row(row: dict[str, Any]) -> str:
     t, e = row["train"], row["eval"]
@@ -293,12 +312,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per engine, alternating")
     parser.add_argument("--steps", type=int, help="instead: blocks of steps, N per engine")
     parser.add_argument("--threads", type=int, default=1, help="NumPy's BLAS and PyTorch")
+    parser.add_argument("--profile", type=int, metavar="N", help="trace N minidl steps")
     parser.add_argument("--limit", type=int, help="use only the first N train and test images")
     parser.add_argument("--yield-to", type=Path, help="wait while this flock is held")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or (args.steps is not None and args.steps < 1) or args.threads < 1:
-        parser.error("--epochs, --steps and --threads must be >= 1")
+    counts = [args.epochs, args.threads, *(n for n in (args.steps, args.profile) if n is not None)]
+    if min(counts) < 1:
+        parser.error("--epochs, --steps, --profile and --threads must be >= 1")
     return args
 
 
@@ -318,6 +339,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "threads": threads,
     }
     data = load_data(args.limit)
+    if args.profile is not None:
+        report = profile(Twin.create(Engine.minidl(), train_loader(data)), args.profile)
+        print(report)
+        return {"profile": report, "info": info}
     test = eval_loader(data)
     twins = {"minidl": Twin.create(Engine.minidl(), train_loader(data))}
     weights = state_arrays(twins["minidl"].model)

@@ -136,6 +136,17 @@ def test_the_harness_runs_on_a_slice(mode, tmp_path, monkeypatch):
             assert 0 <= steps["eval"]["accuracy"] <= 1
 
 
+def test_the_profile_names_the_ops(monkeypatch, capsys):
+    monkeypatch.setattr(cifar10, "load", lambda ctx: synthetic_data(64))
+    monkeypatch.setitem(cifar10.CNN, "batch_size", 16)
+    results = cifar_epoch.main(["--profile", "1"])
+    printed = capsys.readouterr().out
+    assert results["profile"] in printed
+    for op in ("ConvNd", "BatchNorm", "MaxPoolNd", "ReLU", "Linear"):
+        assert op in printed
+    assert "per step:" in printed
+
+
 def test_wait_while_locked_waits_for_an_exclusive_holder(tmp_path):
     lock = tmp_path / "bench.lock"
     lock.touch()
