@@ -6,11 +6,13 @@ on different cores. An op that is worth splitting cuts its work into parts that 
 disjoint slices of its output (a block of channels, a block of output columns) and hands
 them to ``run``; the plain serial code is the same function given one part.
 
-One number rules the threads: ``set_num_threads(n)`` sets the pool's size and BLAS's thread
-count. While the pool runs parts, BLAS is held to one thread, so the two never multiply
-(n parts each using n BLAS threads would oversubscribe the cores); a matrix product outside
-the pool uses BLAS's n threads, as PyTorch's intra-op threads do. The default is
-``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may run on.
+One pool owns the threads: ``set_num_threads(n)`` sets its size, and NumPy's BLAS runs one
+thread (set when minidl is imported): a large matrix product is split by minidl like any
+other op (``matmul``). Two pools would fight: OpenBLAS's worker threads busy-wait after each
+multi-threaded call, taking the cores the next op's parts need, and n parts each calling an
+n-thread BLAS would oversubscribe the cores. (NumPy code of your own that wants BLAS
+threads can raise them with threadpoolctl.) The default is ``MINIDL_NUM_THREADS``, else
+``OMP_NUM_THREADS``, else the CPUs this process may run on.
 
 Only NumPy arrays are split (``splits``): CuPy parallelises on the GPU by itself.
 """
@@ -20,9 +22,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -65,32 +66,31 @@ def _blas_libraries() -> list[Any]:
 
 
 _threads = _default_threads()
-_blas = _blas_libraries()
 
 
-def _set_blas_threads(n: int) -> None:
-    for library in _blas:
-        library.set_num_threads(n)
+def _one_blas_thread() -> None:
+    """NumPy's BLAS (and any other BLAS loaded since) at one thread."""
+    for library in _blas_libraries():
+        library.set_num_threads(1)
 
 
-_set_blas_threads(_threads)
+_one_blas_thread()
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for minidl's ops and for BLAS (``torch.set_num_threads``)."""
-    global _threads, _pool, _blas
+    """Use ``n`` threads for minidl's ops (``torch.set_num_threads``); BLAS stays at one."""
+    global _threads, _pool
     n = _checked(int(n))
     with _lock:
         if _pool is not None and n != _threads:
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
-        _blas = _blas_libraries()  # again: SciPy or PyTorch may have loaded another BLAS
-        _set_blas_threads(n)
+        _one_blas_thread()  # again: SciPy or PyTorch may have loaded another BLAS
 
 
 def get_num_threads() -> int:
-    """The number of threads minidl's ops and BLAS use (``torch.get_num_threads``)."""
+    """The number of threads minidl's ops use (``torch.get_num_threads``)."""
     return _threads
 
 
@@ -115,13 +115,12 @@ def splits(xp: Any, length: int, work: int) -> list[slice]:
 
 def run(part: Callable[[slice], T], parts: list[slice]) -> list[T]:
     """``[part(s) for s in parts]``, the parts in parallel on the pool (this thread runs the
-    first), BLAS at one thread meanwhile. The parts must touch disjoint outputs."""
+    first). The parts must touch disjoint outputs."""
     if len(parts) <= 1:
         return [part(s) for s in parts]
-    with _one_blas_thread():
-        futures: list[Future[T]] = [_executor().submit(_as_part, part, s) for s in parts[1:]]
-        first = _as_part(part, parts[0])
-        return [first, *(f.result() for f in futures)]
+    futures: list[Future[T]] = [_executor().submit(_as_part, part, s) for s in parts[1:]]
+    first = _as_part(part, parts[0])
+    return [first, *(f.result() for f in futures)]
 
 
 def _as_part(part: Callable[[slice], T], s: slice) -> T:
@@ -132,15 +131,18 @@ def _as_part(part: Callable[[slice], T], s: slice) -> T:
         _local.inside = False
 
 
-@contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    if _threads > 1:
-        _set_blas_threads(1)
-    try:
-        yield
-    finally:
-        if _threads > 1:
-            _set_blas_threads(_threads)
+def matmul(xp: Any, a: Any, b: Any) -> Any:
+    """a @ b; for 2-D operands large enough, in parts of a's rows (threads), each part one
+    single-threaded BLAS call into its rows of the result. a: (M, K), b: (K, N) -> (M, N)."""
+    if a.ndim != 2 or b.ndim != 2:
+        return xp.matmul(a, b)
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    parts = splits(xp, m, m * k * n // 64)  # a part of MIN_PART * 64 multiply-adds: ~0.1 ms
+    if len(parts) == 1:
+        return xp.matmul(a, b)
+    y = xp.empty((m, n), dtype=xp.result_type(a, b))
+    run(lambda rows: xp.matmul(a[rows], b, out=y[rows]), parts)
+    return y
 
 
 def map_parts(xp: Any, fn: Callable[..., Any], *arrays: Any) -> Any:

@@ -7,6 +7,7 @@ flattened leading dims.
 
 from __future__ import annotations
 
+from minidl import parallel
 from minidl.backend import Array
 from minidl.ops.broadcasting import check_same_dtype
 from minidl.tensor import Op, Tensor
@@ -24,7 +25,7 @@ class Linear(Op):
         _check(x.shape, weight.shape, None if bias is None else bias.shape)
         check_same_dtype("linear", input=x, weight=weight, bias=bias)
         x2 = x.reshape(-1, weight.shape[1])
-        y = x2 @ weight.T
+        y = parallel.matmul(self.xp, x2, weight.T)
         if bias is not None:
             y += bias
         self.save_for_backward(x2, weight)
@@ -36,9 +37,9 @@ class Linear(Op):
         dy2 = dy.reshape(-1, weight.shape[0])
         dx = dw = db = None
         if self.needs_input_grad[0]:
-            dx = (dy2 @ weight).reshape(self.x_shape)
+            dx = parallel.matmul(self.xp, dy2, weight).reshape(self.x_shape)
         if self.needs_input_grad[1]:
-            dw = dy2.T @ x2
+            dw = parallel.matmul(self.xp, dy2.T, x2)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             db = dy2.sum(axis=0)
         return dx, dw, db
