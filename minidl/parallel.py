@@ -33,6 +33,10 @@ T = TypeVar("T")
 # A part smaller than this (elements an op reads or writes) costs more to hand to a thread
 # (~20-50 us) than it saves: measured on float32 ufuncs and copies, see benchmarks/RESULTS.md.
 MIN_PART = 1 << 16
+# An op's column-sized temporary (im2col) above this is built in parts, one part per thread
+# at a time, so its transient memory is bounded (issue 18's step memory: the columns of a
+# 3x3x3 convolution are 27x its input) while each matrix product stays large.
+MAX_PART_BYTES = 4 << 20
 
 _local = threading.local()  # .inside: this thread runs a part (nested calls stay serial)
 _lock = threading.Lock()
@@ -102,12 +106,17 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def splits(xp: Any, length: int, work: int) -> list[slice]:
+def splits(xp: Any, length: int, work: int, nbytes: int = 0) -> list[slice]:
     """How to cut ``range(length)`` into parts: at most one per thread, each with at least
     ``MIN_PART`` of the ``work`` (elements touched in all), contiguous and in order. One
-    part (the whole range) for CuPy arrays, one thread, small work, or inside a part."""
-    count = min(_threads, length, work // MIN_PART)
-    if xp is not np or count <= 1 or getattr(_local, "inside", False):
+    part (the whole range) for CuPy arrays, one thread, small work, or inside a part.
+    ``nbytes``, the temporary the whole range would need (im2col columns), also cuts it
+    into parts of at most ``MAX_PART_BYTES``, run a wave of threads at a time (``run``)."""
+    if xp is not np or getattr(_local, "inside", False):
+        return [slice(0, length)]
+    count = max(min(_threads, work // MIN_PART), -(-nbytes // MAX_PART_BYTES))
+    count = min(count, length)
+    if count <= 1:
         return [slice(0, length)]
     bounds = [length * i // count for i in range(count + 1)]
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]
@@ -115,12 +124,17 @@ def splits(xp: Any, length: int, work: int) -> list[slice]:
 
 def run(part: Callable[[slice], T], parts: list[slice]) -> list[T]:
     """``[part(s) for s in parts]``, the parts in parallel on the pool (this thread runs the
-    first). The parts must touch disjoint outputs."""
-    if len(parts) <= 1:
+    first of each wave); at most one part per thread at a time, so more parts than threads
+    run in waves. The parts must touch disjoint outputs."""
+    if len(parts) <= 1 or _threads == 1:
         return [part(s) for s in parts]
-    futures: list[Future[T]] = [_executor().submit(_as_part, part, s) for s in parts[1:]]
-    first = _as_part(part, parts[0])
-    return [first, *(f.result() for f in futures)]
+    results: list[T] = []
+    for start in range(0, len(parts), _threads):
+        wave = parts[start : start + _threads]
+        futures: list[Future[T]] = [_executor().submit(_as_part, part, s) for s in wave[1:]]
+        results.append(_as_part(part, wave[0]))
+        results += [f.result() for f in futures]
+    return results
 
 
 def _as_part(part: Callable[[slice], T], s: slice) -> T:

@@ -216,3 +216,60 @@ def test_threaded_per_channel_ops_give_the_same_bits(threads, name, make, shape,
     assert len(parallel.splits(np, shape[1], x.size)) == min(n, shape[1])  # really split
     for a, b in zip(one, many):
         np.testing.assert_array_equal(b, a)
+
+
+def test_a_large_temporary_is_cut_into_bounded_parts_even_at_one_thread(threads):
+    threads(1)
+    cap = parallel.MAX_PART_BYTES
+    parts = parallel.splits(np, 100, 10, 10 * cap)
+    assert len(parts) == 10 and parts[0].start == 0 and parts[-1].stop == 100
+    assert parallel.splits(np, 3, 10, 10 * cap) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert parallel.splits(np, 100, 10, cap) == [slice(0, 100)]  # fits: one part
+    assert parallel.splits(simulated.xp, 100, 10, 10 * cap) == [slice(0, 100)]
+    seen = []
+    assert parallel.run(lambda s: seen.append(threading.current_thread()) or s.start, parts) == [
+        p.start for p in parts
+    ]
+    assert set(seen) == {threading.current_thread()}  # one thread: in order, on the caller
+
+
+def test_more_parts_than_threads_run_a_wave_at_a_time(threads):
+    """At most one part per thread at once: the parts' temporaries are bounded."""
+    import time
+
+    threads(2)
+    active, most, lock = [0], [0], threading.Lock()
+
+    def part(s):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.005)  # lets parts overlap if they could; the bound is what is checked
+        with lock:
+            active[0] -= 1
+        return s.start
+
+    parts = [slice(i, i + 1) for i in range(7)]
+    assert parallel.run(part, parts) == list(range(7))
+    assert most[0] <= 2
+
+
+@pytest.mark.parametrize("layer", ["conv", "conv_transpose"])
+def test_bounded_parts_give_the_unbounded_result(layer, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 10, 10, 10)).astype(np.float32)
+    make = nn.Conv3d if layer == "conv" else nn.ConvTranspose3d
+    md.manual_seed(0)
+    model = make(3, 4, 3)
+
+    def run() -> list[np.ndarray]:
+        xt = md.tensor(x, requires_grad=True)
+        model.zero_grad()
+        out = model(xt)
+        (out * out).sum().backward()
+        return [out.numpy(), xt.grad.numpy(), model.weight.grad.numpy()]
+
+    whole = run()
+    monkeypatch.setattr(parallel, "MAX_PART_BYTES", 4096)  # many parts of every temporary
+    for got, want in zip(run(), whole):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -125,7 +125,7 @@ def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any
 def _position_parts(xp: Any, view: Any, dims: int) -> list[slice]:
     """Parts of the first output axis of a window view (C, *k, *O, N) for the thread pool:
     each builds and multiplies the columns of its own output positions."""
-    return parallel.splits(xp, view.shape[1 + dims], view.size)
+    return parallel.splits(xp, view.shape[1 + dims], view.size, view.size * view.itemsize)
 
 
 def _columns(xp: Any, view: Any, dims: int, rows: slice) -> Any:
@@ -196,7 +196,7 @@ def _correlate_adjoint(
     dy_rows = _rows(dy, groups)  # (g, C_out/g, prod(O) * N)
     dx = spatial_buffer(xp, (n, c_in, *win.padded_size(size)), dy.dtype, 0)
     work = c_in * taps * dy_rows.shape[2]
-    parts = parallel.splits(xp, c_in, work) if groups == 1 else [slice(0, c_in)]
+    parts = parallel.splits(xp, c_in, work, work * dx.itemsize) if groups == 1 else [slice(0, c_in)]
 
     def part(channels: slice) -> None:
         rows = slice(channels.start * taps, channels.stop * taps)

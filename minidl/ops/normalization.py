@@ -56,8 +56,9 @@ def _normalized_backward(g: Any, xhat: Any, scale: Any, axes: tuple[int, ...]) -
 
 def _channel_parts(xp: Any, x3: Any) -> list[slice]:
     """Blocks of channels of x3 (N, C, L) for the thread pool: every BatchNorm statistic is
-    per channel, so each block is computed alone, as in one thread, to the same bits."""
-    return parallel.splits(xp, x3.shape[1], x3.size)
+    per channel, so each block is computed alone, as in one thread, to the same bits.
+    A block's temporaries (xhat, and the closed form's three products) are bounded too."""
+    return parallel.splits(xp, x3.shape[1], x3.size, 4 * x3.nbytes)
 
 
 class BatchNorm(Op):
