@@ -1,6 +1,6 @@
 """``python -m projects list`` and
 ``python -m projects run NAME [--quick] [--epochs N] [--seed S] [--out DIR] [--quiet]
-[--blas-threads N] [--distributed] [--full]``
+[--threads N] [--distributed] [--full]``
 (``mpiexec -n K python -m projects run NAME --distributed``: data-parallel on K ranks)."""
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", help="output folder (default runs/NAME, runs/NAME-quick)")
     run.add_argument("--quiet", action="store_true", help="no progress lines, only results")
     run.add_argument(
-        "--blas-threads",
+        "--threads",
+        "--blas-threads",  # its first name, from when only BLAS had threads
+        dest="blas_threads",
         type=int,
         default=_blas_default(),
-        help=f"BLAS threads (default {BLAS_THREADS}, or ${BLAS_ENV}; 0: BLAS's own default)",
+        help=f"minidl's threads (default {BLAS_THREADS}, or ${BLAS_ENV}; 0: minidl's default)",
     )
     run.add_argument(
         "--distributed",

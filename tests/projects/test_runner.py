@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from projects.__main__ import main
 from projects.runner import RunContext, project_names, run_project
 
@@ -100,10 +102,11 @@ def test_a_project_that_does_not_report_its_data_is_refused(tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
-def test_blas_threads_are_limited_inside_a_run_and_restored_after(tmp_path, monkeypatch):
-    import pytest
-
+@pytest.mark.parametrize("n", [1, 2])
+def test_threads_are_set_inside_a_run_and_restored_after(tmp_path, monkeypatch, n):
+    """--threads N: minidl's pool runs N threads inside the run; BLAS stays at one."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    import minidl
     from projects import runner
 
     def blas_threads():
@@ -114,15 +117,15 @@ def test_blas_threads_are_limited_inside_a_run_and_restored_after(tmp_path, monk
     seen = []
 
     def run(ctx):
-        seen.extend(blas_threads())
+        seen.append((minidl.get_num_threads(), set(blas_threads())))
         ctx.data(train=1)
         ctx.epoch("m", 1, 1, loss=0.5)
 
-    before = blas_threads()
+    before = minidl.get_num_threads()
     monkeypatch.setattr(runner, "load_project", lambda name: _Project(run))
-    run_project("fake", out=tmp_path / "out", blas=1)
-    assert seen and set(seen) == {1}
-    assert blas_threads() == before
+    run_project("fake", out=tmp_path / "out", blas=n)
+    assert seen == [(n, {1})]
+    assert minidl.get_num_threads() == before
 
 
 def test_sized_gives_the_quick_the_full_or_the_budgeted_size(tmp_path):
