@@ -146,16 +146,22 @@ def _as_part(part: Callable[[slice], T], s: slice) -> T:
 
 
 def matmul(xp: Any, a: Any, b: Any) -> Any:
-    """a @ b; for 2-D operands large enough, in parts of a's rows (threads), each part one
-    single-threaded BLAS call into its rows of the result. a: (M, K), b: (K, N) -> (M, N)."""
+    """a @ b; for 2-D operands large enough, in parts (threads), each part one
+    single-threaded BLAS call into its block of the result: blocks of a's rows, or of b's
+    columns when b is the wider (each part then reads the smaller share of the other
+    operand). a: (M, K), b: (K, N) -> (M, N)."""
     if a.ndim != 2 or b.ndim != 2:
         return xp.matmul(a, b)
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    parts = splits(xp, m, m * k * n // 64)  # a part of MIN_PART * 64 multiply-adds: ~0.1 ms
+    by_rows = m >= n
+    parts = splits(xp, m if by_rows else n, m * k * n // 64)  # >= MIN_PART * 64 multiply-adds
     if len(parts) == 1:
         return xp.matmul(a, b)
     y = xp.empty((m, n), dtype=xp.result_type(a, b))
-    run(lambda rows: xp.matmul(a[rows], b, out=y[rows]), parts)
+    if by_rows:
+        run(lambda rows: xp.matmul(a[rows], b, out=y[rows]), parts)
+    else:
+        run(lambda cols: xp.matmul(a, b[:, cols], out=y[:, cols]), parts)
     return y
 
 
