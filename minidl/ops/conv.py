@@ -335,7 +335,7 @@ class ConvNd(Op):
         needs = self.needs_input_grad
         dx = ConvInputGrad(self.win, self.size, self.groups)(dy, w) if needs[0] else None
         dw = ConvWeightGrad(self.win, self.size, self.groups)(x, dy) if needs[1] else None
-        db = dy.sum(axis=(0, *range(2, dy.ndim))) if len(needs) > 2 and needs[2] else None
+        db = _bias_grad(dy) if len(needs) > 2 and needs[2] else None
         return dx, dw, db
 
     def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:

@@ -137,7 +137,9 @@ class BatchNorm(Op):
         dx = self.xp.empty_like(dy3) if need[0] else None
 
         def part(c: slice) -> tuple[Any, Any]:  # channels c: xhat is rebuilt a block at a time
-            g, xhat = dy3[:, c], (x3[:, c] - mean[:, c]) * invstd[:, c]
+            g = dy3[:, c]
+            if need[1] or (need[0] and self.training):  # eval-mode dx needs no xhat
+                xhat = (x3[:, c] - mean[:, c]) * invstd[:, c]
             if need[0] and self.training:
                 dx[:, c] = _normalized_backward(g, xhat, scale[:, c], self.axes)
             elif need[0]:
