@@ -1,26 +1,34 @@
 """Grad mode (``torch.autograd.grad_mode``): whether ops record the graph.
 
-The engine (``minidl/tensor.py``) reads ``enabled`` on every op call: when it is false, no
-op records its inputs or saves anything for backward (evaluation, parameter updates).
+The engine (``minidl/tensor.py``) reads ``state.enabled`` on every op call: when it is
+false, no op records its inputs or saves anything for backward (evaluation, parameter
+updates). As in PyTorch the mode belongs to a thread: ``nn.DataParallel`` runs the parts
+of a batch on threads, and one part's backward (which turns recording off) must not stop
+another part's forward from recording.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
-enabled = True  # read by the engine on every op call
+
+class _State(threading.local):
+    enabled = True  # every thread starts with recording on
+
+
+state = _State()  # read by the engine on every op call
 
 
 @contextlib.contextmanager
 def set_grad_enabled(mode: bool) -> Iterator[None]:
     """Inside this block ops record the graph (``True``) or not (``False``)."""
-    global enabled
-    previous, enabled = enabled, mode
+    previous, state.enabled = state.enabled, mode
     try:
         yield
     finally:
-        enabled = previous
+        state.enabled = previous
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
@@ -34,4 +42,4 @@ def enable_grad() -> contextlib.AbstractContextManager[None]:
 
 
 def is_grad_enabled() -> bool:
-    return enabled
+    return state.enabled

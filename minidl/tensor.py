@@ -109,7 +109,7 @@ class Op:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in ready)
         self.xp = backend.get_array_module(tensors[0].data)
         self.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        record = self.differentiable and grad_mode.enabled and any(self.needs_input_grad)
+        record = self.differentiable and grad_mode.state.enabled and any(self.needs_input_grad)
         self._saved: tuple = ()
         if _observers:
             _notify("before_forward", self, tensors)

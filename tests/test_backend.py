@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -91,3 +96,43 @@ def test_moving_a_host_array_to_the_device_copies_it(simulated_cuda):
     with md.no_grad():
         t.add_(1)
     np.testing.assert_array_equal(host, 0)
+
+
+_CHURN = """
+import resource, sys
+import numpy as np
+import minidl.backend.host_memory as host_memory
+
+def churn():  # three 12 MiB arrays alive together, then freed: a step's large temporaries
+    arrays = [np.ones(3 << 20, np.float32) for _ in range(3)]
+    del arrays
+
+churn(); churn()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    churn()
+print(host_memory.kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 20)
+"""
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_freed_memory_is_kept_for_the_next_step_unless_turned_off():
+    def faults(**env: str) -> tuple[str, int]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run(
+            [sys.executable, "-c", _CHURN],
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        return out[0], int(out[1])
+
+    kept, kept_faults = faults()
+    off, off_faults = faults(MINIDL_KEEP_FREED_MEMORY="0")
+    users, _ = faults(MALLOC_TRIM_THRESHOLD_="131072")  # the user's own setting wins
+    assert (kept, off, users) == ("True", "False", "False")
+    # 36 MiB faulted in again per round when glibc trims (9,216 pages, or 18 huge pages)
+    assert kept_faults <= 2 < 10 <= off_faults

@@ -13,14 +13,17 @@ breaks in tests too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from minidl.backend import simulated
+from minidl.backend import host_memory, simulated  # host_memory acts when imported
 
 try:  # CuPy is optional: the `gpu` extra.
     import cupy
@@ -164,6 +167,24 @@ def manual_seed(seed: int) -> np.random.Generator:
     return _generator
 
 
+# A thread may draw from a generator of its own instead (``nn.DataParallel`` gives each part
+# of a batch one, seeded from the global generator, so its dropout masks do not depend on
+# which thread draws first).
+_thread = threading.local()
+
+
 def generator() -> np.random.Generator:
-    """The global NumPy generator (see :func:`manual_seed`)."""
-    return _generator
+    """This thread's generator if it has one (``thread_generator``), else the global NumPy
+    generator (see :func:`manual_seed`)."""
+    own = getattr(_thread, "generator", None)
+    return _generator if own is None else own
+
+
+@contextlib.contextmanager
+def thread_generator(own: np.random.Generator) -> Iterator[None]:
+    """Inside this block the calling thread draws from ``own``."""
+    previous, _thread.generator = getattr(_thread, "generator", None), own
+    try:
+        yield
+    finally:
+        _thread.generator = previous
