@@ -19,10 +19,11 @@ Only NumPy arrays are split (``splits``): CuPy parallelises on the GPU by itself
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -38,9 +39,11 @@ MIN_PART = 1 << 16
 # 3x3x3 convolution are 27x its input) while each matrix product stays large.
 MAX_PART_BYTES = 4 << 20
 
-_local = threading.local()  # .inside: this thread runs a part (nested calls stay serial)
+# .inside: this thread runs a part (nested calls stay serial); .group: its ThreadGroup
+_local = threading.local()
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 
 
 def _default_threads() -> int:
@@ -86,7 +89,9 @@ def set_num_threads(n: int) -> None:
     global _threads, _pool
     n = _checked(int(n))
     with _lock:
-        if _pool is not None and n != _threads:
+        # The pool only grows: at fewer threads the parts use fewer of its workers, so a
+        # switch back and forth starts no new threads (each with a new malloc arena).
+        if _pool is not None and n - 1 > _pool_workers:
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
@@ -99,22 +104,27 @@ def get_num_threads() -> int:
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
+    """The pool, with at least ``_threads - 1`` workers (the calling thread is the other)."""
+    global _pool, _pool_workers
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(_threads - 1, thread_name_prefix="minidl")
+            _pool_workers = _threads - 1
+            _pool = ThreadPoolExecutor(_pool_workers, thread_name_prefix="minidl")
         return _pool
 
 
 def splits(xp: Any, length: int, work: int, nbytes: int = 0) -> list[slice]:
     """How to cut ``range(length)`` into parts: at most one per thread, each with at least
     ``MIN_PART`` of the ``work`` (elements touched in all), contiguous and in order. One
-    part (the whole range) for CuPy arrays, one thread, small work, or inside a part.
+    part (the whole range) for CuPy arrays, one thread, or small work; inside a part (of
+    an op, or of ``nn.DataParallel``'s batch) the calling thread is the only one.
     ``nbytes``, the temporary the whole range would need (im2col columns), also cuts it
-    into parts of at most ``MAX_PART_BYTES``, run a wave of threads at a time (``run``)."""
-    if xp is not np or getattr(_local, "inside", False):
+    into parts of at most ``MAX_PART_BYTES``, run a wave of threads at a time (``run``;
+    inside a part, one after the other)."""
+    if xp is not np:
         return [slice(0, length)]
-    count = max(min(_threads, work // MIN_PART), -(-nbytes // MAX_PART_BYTES))
+    threads = 1 if getattr(_local, "inside", False) else _threads  # a part's ops: one thread
+    count = max(min(threads, work // MIN_PART), -(-nbytes // MAX_PART_BYTES))
     count = min(count, length)
     if count <= 1:
         return [slice(0, length)]
@@ -125,8 +135,9 @@ def splits(xp: Any, length: int, work: int, nbytes: int = 0) -> list[slice]:
 def run(part: Callable[[slice], T], parts: list[slice]) -> list[T]:
     """``[part(s) for s in parts]``, the parts in parallel on the pool (this thread runs the
     first of each wave); at most one part per thread at a time, so more parts than threads
-    run in waves. The parts must touch disjoint outputs."""
-    if len(parts) <= 1 or _threads == 1:
+    run in waves; inside a part, one after the other on this thread. The parts must touch
+    disjoint outputs."""
+    if len(parts) <= 1 or _threads == 1 or getattr(_local, "inside", False):
         return [part(s) for s in parts]
     results: list[T] = []
     for start in range(0, len(parts), _threads):
@@ -135,6 +146,31 @@ def run(part: Callable[[slice], T], parts: list[slice]) -> list[T]:
         results.append(_as_part(part, wave[0]))
         results += [f.result() for f in futures]
     return results
+
+
+def run_together(part: Callable[[Any], T], items: list[Any]) -> list[T]:
+    """``[part(i) for i in items]``, all at once, one thread each (this thread runs the
+    first): for parts that wait for each other (``ThreadGroup``'s collectives), so never
+    in waves. On the pool when it has threads enough, else on threads started for the call
+    (a graph recorded at one thread count and differentiated at a lower one)."""
+    if len(items) <= 1:
+        return [_as_part(part, i) for i in items]
+    if len(items) <= _threads:
+        futures = [_executor().submit(_as_part, part, i) for i in items[1:]]
+    else:
+        futures = []
+        for i in items[1:]:
+            future: Future[T] = Future()
+            threading.Thread(target=_fulfil, args=(future, part, i), daemon=True).start()
+            futures.append(future)
+    return [_as_part(part, items[0])] + [f.result() for f in futures]
+
+
+def _fulfil(future: Future[T], part: Callable[[Any], T], item: Any) -> None:
+    try:
+        future.set_result(_as_part(part, item))
+    except BaseException as error:  # handed to the caller through the future
+        future.set_exception(error)
 
 
 def _as_part(part: Callable[[slice], T], s: slice) -> T:
@@ -182,3 +218,96 @@ def map_parts(xp: Any, fn: Callable[..., Any], *arrays: Any) -> Any:
 
     run(part, splits(xp, first.shape[axis], first.size * (len(arrays) + 1)))
     return out
+
+
+# --------------------------------------------------------------------- threads that talk
+# ``nn.DataParallel`` runs the parts of one batch on the pool's threads; BatchNorm inside
+# needs the statistics of the whole batch, so the parts exchange arrays mid-op: the
+# collectives of ``minidl.distributed``'s Communicator (which ``ops/sync_batchnorm.py``
+# calls) between threads instead of processes.
+class _Exchange:
+    """What the threads of one group share: a barrier and two rows of slots, used in turn
+    by successive collectives (a thread that is one collective ahead writes the other row,
+    so it cannot overwrite a slot that a slower thread has yet to read)."""
+
+    # Every part reaches each collective within seconds of the others; a wait this long
+    # means a part took another path through the model (or died): fail, do not hang.
+    TIMEOUT_S = 600.0
+
+    def __init__(self, size: int) -> None:
+        self.barrier = threading.Barrier(size, timeout=self.TIMEOUT_S)
+        self.slots: list[list[Any]] = [[None] * size, [None] * size]
+
+
+class PartAborted(RuntimeError):
+    """Raised in a thread waiting at a collective when another thread of its group failed."""
+
+
+class ThreadGroup:
+    """One thread's view of a group of ``size`` threads (``rank`` 0 .. size - 1):
+    ``allgather`` and ``allreduce`` as ``minidl.distributed.Communicator`` has them. Every
+    thread must call the same collectives in the same order."""
+
+    def __init__(self, exchange: _Exchange, rank: int, replay: bool = False) -> None:
+        self.exchange, self.rank, self.replay = exchange, rank, replay
+        self.size = len(exchange.slots[0])
+        self._turn = 0
+
+    @classmethod
+    def create(cls, size: int, replay: bool = False) -> list[ThreadGroup]:
+        """The views of a new group, one per rank. ``replay``: the parts recompute a forward
+        that has already run (a create_graph backward), so no rank updates running
+        estimates (``leads``)."""
+        exchange = _Exchange(size)
+        return [cls(exchange, rank, replay) for rank in range(size)]
+
+    @property
+    def leads(self) -> bool:
+        """Whether this rank updates state shared by the group (BatchNorm's running
+        estimates): rank 0, unless the group replays a forward."""
+        return self.rank == 0 and not self.replay
+
+    def allgather(self, array: Any) -> list[Any]:
+        """Every rank's ``array``, in rank order (the same list in every thread)."""
+        row = self.exchange.slots[self._turn]
+        self._turn ^= 1
+        row[self.rank] = array
+        try:
+            self.exchange.barrier.wait()
+        except threading.BrokenBarrierError:
+            raise PartAborted(
+                f"ThreadGroup: rank {self.rank} of {self.size} waited for the others at a "
+                f"collective (array of shape {getattr(array, 'shape', None)}); another part "
+                "failed, or took a path through the model without it"
+            ) from None
+        return list(row)
+
+    def allreduce(self, array: Any, op: str = "sum") -> Any:
+        """The sum of every rank's ``array``, added in rank order (so the same bits in
+        every thread)."""
+        if op != "sum":
+            raise ValueError(f"ThreadGroup.allreduce: only op='sum' is supported, got {op!r}")
+        parts = self.allgather(array)
+        total = parts[0].copy()
+        for part in parts[1:]:
+            total += part
+        return total
+
+    def abort(self) -> None:
+        """Release the other threads waiting at a collective (they raise): this one failed."""
+        self.exchange.barrier.abort()
+
+
+def thread_group() -> ThreadGroup | None:
+    """The group of the part this thread runs (``nn.DataParallel``), or None."""
+    return getattr(_local, "group", None)
+
+
+@contextlib.contextmanager
+def in_group(group: ThreadGroup) -> Iterator[None]:
+    """Inside this block ``thread_group()`` is ``group`` on the calling thread."""
+    previous, _local.group = thread_group(), group
+    try:
+        yield
+    finally:
+        _local.group = previous

@@ -486,7 +486,9 @@ class ConvTransposeNd(Op):
             x if self.needs_input_grad[1] else None, w if self.needs_input_grad[0] else None
         )
         self.size = size
-        y = _correlate_adjoint(self.xp, w, x, g, self.win, size)
+        # compact: the adjoint's result is cropped from a padded buffer, and the ops after a
+        # transposed convolution (BatchNorm, activations) would each copy such a view again
+        y = to_batch_last(self.xp, _correlate_adjoint(self.xp, w, x, g, self.win, size))
         if b is not None:
             y += b.reshape(-1, *(1,) * dims)
         return y

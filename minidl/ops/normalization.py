@@ -138,17 +138,25 @@ class BatchNorm(Op):
 
         def part(c: slice) -> tuple[Any, Any]:  # channels c: xhat is rebuilt a block at a time
             g = dy3[:, c]
-            if need[1] or (need[0] and self.training):  # eval-mode dx needs no xhat
-                xhat = (x3[:, c] - mean[:, c]) * invstd[:, c]
-            if need[0] and self.training:
-                dx[:, c] = _normalized_backward(g, xhat, scale[:, c], self.axes)
+            if not (need[1] or (need[0] and self.training)):  # eval-mode dx needs no xhat
+                if need[0]:
+                    self.xp.multiply(g, scale[:, c], out=dx[:, c])
+                return None, g.sum(axis=self.axes) if need[2] else None
+            xhat = self.xp.subtract(x3[:, c], mean[:, c])
+            xhat *= invstd[:, c]
+            sum_g = g.sum(axis=self.axes, keepdims=True)  # dbias, and a term of dx
+            sum_gx = (g * xhat).sum(axis=self.axes, keepdims=True)  # dweight, and a term
+            if need[0] and self.training:  # the closed form, _normalized_backward, in place
+                xhat *= -sum_gx / self.m
+                xhat += g
+                xhat -= sum_g / self.m
+                self.xp.multiply(xhat, scale[:, c], out=dx[:, c])
             elif need[0]:
-                dx[:, c] = g * scale[:, c]
-            dw = (g * xhat).sum(axis=self.axes) if need[1] else None
-            return dw, g.sum(axis=self.axes) if need[2] else None
+                self.xp.multiply(g, scale[:, c], out=dx[:, c])
+            return sum_gx.reshape(-1) if need[1] else None, sum_g.reshape(-1)
 
         sums = parallel.run(part, _channel_parts(self.xp, x3))
-        dw, db = (None if s[0] is None else self.xp.concatenate(s) for s in zip(*sums))
+        dw, db = (self.xp.concatenate(s) if n else None for s, n in zip(zip(*sums), need[1:3]))
         return None if dx is None else dx.reshape(self.x_shape), dw, db
 
     def reference(self, x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None):
