@@ -137,3 +137,35 @@ register(
     lambda a, b: F.huber_loss(a, b, delta=0.7),
     lambda r: [np.linspace(-2, 2, 8) + 0.13, np.zeros(8)],
 )
+
+
+# DataParallel: a conv-BatchNorm-Linear network on a batch of 5 cut into 2 parts on two
+# threads (whatever the thread count of the run), so the parts' BatchNorm exchanges its
+# sums between the threads; second order recomputes the whole batch (see its module).
+_PARALLEL_NET = _nn.Sequential(
+    _nn.Conv2d(2, 3, 3, padding=1),
+    _nn.BatchNorm2d(3, track_running_stats=False),
+    _nn.Tanh(),
+    _nn.Flatten(),
+    _nn.Linear(3 * 4 * 4, 2),
+).double()
+_PARALLEL_NAMES = [name for name, _ in _PARALLEL_NET.named_parameters()]
+
+
+def _data_parallel(x: md.Tensor, *params: md.Tensor) -> md.Tensor:
+    for name, p in zip(_PARALLEL_NAMES, params):
+        index, attr = name.split(".")
+        _PARALLEL_NET[int(index)]._parameters[attr] = p
+    threads = md.get_num_threads()
+    md.set_num_threads(2)
+    try:
+        return _nn.DataParallel(_PARALLEL_NET)(x)
+    finally:
+        md.set_num_threads(threads)
+
+
+register(
+    "DataParallel (conv, BatchNorm, Linear; 2 threads)",
+    _data_parallel,
+    normal((5, 2, 4, 4), *(p.shape for p in _PARALLEL_NET.parameters())),
+)

@@ -34,6 +34,7 @@ from minidl.nn.conv import (
     ConvTranspose2d,
     ConvTranspose3d,
 )
+from minidl.nn.data_parallel import DataParallel
 from minidl.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
 from minidl.nn.linear import Flatten, Identity, Linear, Unflatten
 from minidl.nn.loss import (
@@ -126,6 +127,7 @@ __all__ = [
     "ConvTranspose2d",
     "ConvTranspose3d",
     "CrossEntropyLoss",
+    "DataParallel",
     "Dropout",
     "Dropout1d",
     "Dropout2d",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minidl import backend
+from minidl import backend, parallel
 from minidl.ops import activation, loss
 from minidl.ops import conv as _conv_ops
 from minidl.ops import dropout as _dropout
@@ -183,13 +183,22 @@ def batch_norm(
                 f"batch_norm: {name} has {t.numel()} elements but the input of shape "
                 f"{input.shape} has {channels} channels (dim 1)"
             )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: evaluation (training=False) needs running_mean and var")
+    group = parallel.thread_group()
+    if training and group is not None:
+        # One part of nn.DataParallel's batch: the whole batch's statistics, exchanged between
+        # the parts' threads as SyncBatchNorm exchanges them between processes. Part 0 alone
+        # updates the shared running estimates (none when create_graph recomputes the batch).
+        from minidl.nn.sync_batchnorm import sync_batch_norm  # which imports this module
+
+        running = (running_mean, running_var) if group.leads else (None, None)
+        return sync_batch_norm(input, *running, weight, bias, momentum, eps, group)
     if training and input.numel() <= channels:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, "
             f"got input of shape {input.shape}"
         )
-    if not training and (running_mean is None or running_var is None):
-        raise ValueError("batch_norm: evaluation (training=False) needs running_mean and var")
     op = _norm.BatchNorm(
         None if running_mean is None else running_mean.data,
         None if running_var is None else running_var.data,

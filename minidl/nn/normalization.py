@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl import parallel
 from minidl.nn import functional as F
 from minidl.nn import init
 from minidl.nn.linear import empty_parameter
@@ -93,7 +94,7 @@ class _BatchNorm(_NormBase):
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
+        if self.training and self.track_running_stats and _leads_batch():
             self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / int(self.num_batches_tracked.item())
@@ -118,6 +119,14 @@ class _BatchNorm(_NormBase):
             f"affine={self.affine}, bias={self.bias is not None}, "
             f"track_running_stats={self.track_running_stats}"
         )
+
+
+def _leads_batch() -> bool:
+    """False in the parts of ``nn.DataParallel``'s batch but the first (and in all when a
+    create_graph backward recomputes them): the running estimates and their count are the
+    module's, updated once per batch."""
+    group = parallel.thread_group()
+    return group is None or group.leads
 
 
 class BatchNorm1d(_BatchNorm):
