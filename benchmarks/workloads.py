@@ -12,7 +12,11 @@ Choices where the issue is silent:
   with ``BCEWithLogitsLoss`` (the sigmoid inside the loss, as PyTorch users write it);
 - W5 has a ReLU after its dense layer, ``ConvTranspose2d(k=4, s=2, p=1)`` (7 -> 14 -> 28),
   and, with no discriminator, its loss is the MSE to a fixed random image in [-1, 1];
-- every workload trains with SGD(lr=0.01, momentum=0.9).
+- every workload trains with SGD(lr=0.01, momentum=0.9);
+- W2, W4 and W5 run their model under ``nn.DataParallel``: minidl cuts the batch into one
+  part per thread (``minidl/nn/data_parallel.py``); PyTorch's DataParallel, without a
+  GPU, calls the model as it is (its ops use the threads inside). W1, W3 and W6 call the
+  model directly, where minidl's parts would not pay (benchmarks/RESULTS.md, Multi-core).
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ class Workload:
     make_target: Callable[[np.random.Generator], np.ndarray]
     loss: str
     goal: float  # the wanted upper bound of minidl time / PyTorch time
+    data_parallel: bool = False  # the model runs under nn.DataParallel
 
     def batch(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The fixed synthetic (input, target) pair: the same arrays for both engines."""
@@ -176,6 +181,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "W2", "CIFAR CNN 32-64-128 + BN, batch 64", cifar_cnn,
             _images((64, 3, 32, 32)), _classes(64, 10), "CrossEntropyLoss", goal=1.5,
+            data_parallel=True,
         ),
         Workload(
             "W3", "LSTM(128) on 20000x100 embeddings, seq 100, batch 64", sentiment_lstm,
@@ -184,10 +190,12 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "W4", "3D CNN 1-16-32 on 28^3, batch 16", volume_cnn,
             _images((16, 1, 28, 28, 28)), _classes(16, 3), "CrossEntropyLoss", goal=2.0,
+            data_parallel=True,
         ),
         Workload(
             "W5", "DCGAN generator 100 -> 1x28x28, batch 64", dcgan_generator,
             _images((64, 100)), _target_images, "MSELoss", goal=1.5,
+            data_parallel=True,
         ),
         Workload(
             "W6", "WGAN-GP critic step (gradient penalty, double backward), batch 64",
@@ -218,9 +226,11 @@ class Engine:
         return cls("torch", torch)
 
     def build(self, workload: Workload, seed: int = 0) -> Any:
-        """The workload's model, seeded, on the CPU (whatever minidl's default device)."""
+        """The workload's model, seeded, on the CPU (whatever minidl's default device),
+        under ``nn.DataParallel`` where the workload asks for it."""
         self.lib.manual_seed(seed)
-        return workload.build(self.lib.nn).to("cpu")
+        model = workload.build(self.lib.nn).to("cpu")
+        return self.lib.nn.DataParallel(model) if workload.data_parallel else model
 
     def tensor(self, array: np.ndarray) -> Any:
         """A tensor sharing the NumPy array's memory (both engines are on the CPU)."""
