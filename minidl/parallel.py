@@ -7,10 +7,12 @@ disjoint slices of its output (a block of channels, a block of output columns) a
 them to ``run``; the plain serial code is the same function given one part.
 
 One pool owns the threads: ``set_num_threads(n)`` sets its size, and NumPy's BLAS runs one
-thread (set when minidl is imported): a large matrix product is split by minidl like any
-other op (``matmul``). Two pools would fight: OpenBLAS's worker threads busy-wait after each
-multi-threaded call, taking the cores the next op's parts need, and n parts each calling an
-n-thread BLAS would oversubscribe the cores. (NumPy code of your own that wants BLAS
+thread (set when minidl is imported), so the n parts of an op each call a one-thread BLAS.
+A product made between the parts (a Linear layer's, an LSTM step's) is one BLAS call that
+runs at n threads for that call only (``matmul``): BLAS's native workers take it over in a
+few microseconds, where handing a part to a Python thread costs 20-80 us. BLAS goes back
+to one thread at once, as its workers busy-wait after a threaded call and, left at n, they
+would take the cores from the next op's parts. (NumPy code of your own that wants BLAS
 threads can raise them with threadpoolctl.) The default is ``MINIDL_NUM_THREADS``, else
 ``OMP_NUM_THREADS``, else the CPUs this process may run on.
 
@@ -73,20 +75,21 @@ def _blas_libraries() -> list[Any]:
 
 
 _threads = _default_threads()
+_blas = _blas_libraries()  # looked up again by set_num_threads: SciPy may load another
 
 
-def _one_blas_thread() -> None:
-    """NumPy's BLAS (and any other BLAS loaded since) at one thread."""
-    for library in _blas_libraries():
-        library.set_num_threads(1)
+def _blas_threads(n: int) -> None:
+    """Every loaded BLAS at ``n`` threads (~2 us a library)."""
+    for library in _blas:
+        library.set_num_threads(n)
 
 
-_one_blas_thread()
+_blas_threads(1)
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for minidl's ops (``torch.set_num_threads``); BLAS stays at one."""
-    global _threads, _pool
+    global _threads, _pool, _blas
     n = _checked(int(n))
     with _lock:
         # The pool only grows: at fewer threads the parts use fewer of its workers, so a
@@ -95,7 +98,8 @@ def set_num_threads(n: int) -> None:
             _pool.shutdown(wait=True)
             _pool = None
         _threads = n
-        _one_blas_thread()  # again: SciPy or PyTorch may have loaded another BLAS
+        _blas = _blas_libraries()  # again: SciPy may have loaded another BLAS
+        _blas_threads(1)
 
 
 def get_num_threads() -> int:
@@ -181,24 +185,16 @@ def _as_part(part: Callable[[slice], T], s: slice) -> T:
         _local.inside = False
 
 
-def matmul(xp: Any, a: Any, b: Any) -> Any:
-    """a @ b; for 2-D operands large enough, in parts (threads), each part one
-    single-threaded BLAS call into its block of the result: blocks of a's rows, or of b's
-    columns when b is the wider (each part then reads the smaller share of the other
-    operand). a: (M, K), b: (K, N) -> (M, N)."""
-    if a.ndim != 2 or b.ndim != 2:
-        return xp.matmul(a, b)
-    m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    by_rows = m >= n
-    parts = splits(xp, m if by_rows else n, m * k * n // 64)  # >= MIN_PART * 64 multiply-adds
-    if len(parts) == 1:
-        return xp.matmul(a, b)
-    y = xp.empty((m, n), dtype=xp.result_type(a, b))
-    if by_rows:
-        run(lambda rows: xp.matmul(a[rows], b, out=y[rows]), parts)
-    else:
-        run(lambda cols: xp.matmul(a, b[:, cols], out=y[:, cols]), parts)
-    return y
+def matmul(xp: Any, a: Any, b: Any, out: Any = None) -> Any:
+    """``xp.matmul(a, b, out=out)``; on NumPy, outside the parts of an op, with BLAS at
+    ``get_num_threads()`` threads for this call (see the module's doc)."""
+    if xp is not np or _threads == 1 or getattr(_local, "inside", False):
+        return xp.matmul(a, b, out=out)
+    _blas_threads(_threads)
+    try:
+        return xp.matmul(a, b, out=out)
+    finally:
+        _blas_threads(1)
 
 
 def map_parts(xp: Any, fn: Callable[..., Any], *arrays: Any) -> Any:

@@ -141,16 +141,26 @@ def test_map_parts_writes_every_part_in_the_first_arrays_order(threads):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
-@pytest.mark.parametrize(
-    ("m", "k", "cols"), [(256, 512, 300), (64, 256, 1000), (7, 3, 5), (1000, 64, 1)]
-)
-def test_matmul_in_parts_is_the_product(threads, n, m, k, cols):
+def test_matmul_runs_blas_at_the_thread_count_for_that_call_only(threads, monkeypatch, n):
     threads(n)
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, cols))
-    np.testing.assert_allclose(parallel.matmul(np, a, b), a @ b, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(parallel.matmul(np, b.T, a.T), b.T @ a.T, rtol=1e-12, atol=1e-12)
-    assert parallel.matmul(np, a[None], b[None]).shape == (1, m, cols)  # batched: one call
+    a, b = rng.standard_normal((64, 128)), rng.standard_normal((128, 96))
+    seen = []
+    product = np.matmul
+
+    def watched(*args, **kwargs):
+        seen.append(blas_threads())
+        return product(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", watched)
+    out = np.empty((64, 96))
+    assert parallel.matmul(np, a, b, out=out) is out
+    np.testing.assert_array_equal(out, a @ b)
+    inner = parallel.run(lambda s: parallel.matmul(np, a[s], b), [slice(0, 32), slice(32, 64)])
+    np.testing.assert_array_equal(np.concatenate(inner), a @ b)
+    assert [set(t) for t in seen] == [{n}] + [{1}] * 2  # a part's product: one BLAS thread
+    assert set(blas_threads()) == {1}  # and one again after the call
+    assert parallel.matmul(np, a[None], b[None]).shape == (1, 64, 96)  # batched
 
 
 def batch_last(shape, rng):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minidl import backend, parallel
 from minidl.backend import Array
 from minidl.ops.linear import Linear
 from minidl.ops.shape import Stack
@@ -111,7 +112,7 @@ def _gate_major(a: Any, n: int) -> Any:
 def _project(x: Any, w: Any, b: Any) -> tuple[Any, Any]:
     """(x2, z): x (L, N, I) as (L*N, I), and z = x W^T + b: (L, N, G), one matrix product."""
     x2 = x.reshape(-1, x.shape[-1])
-    z = x2 @ w.T
+    z = parallel.matmul(backend.get_array_module(x), x2, w.T)
     if b is not None:
         z += b
     return x2, z.reshape(*x.shape[:2], w.shape[0])
@@ -121,9 +122,9 @@ def _projection_grads(
     dz: Any, x2: Any, w: Any, x_shape: tuple, need_x: bool, need_w: bool
 ) -> tuple:
     """(dx, dW) of z = x W^T over all steps: dx = dz W (shaped ``x_shape``), dW = dz^T x."""
-    dz2 = dz.reshape(-1, dz.shape[-1])
-    dx = (dz2 @ w).reshape(x_shape) if need_x else None
-    dw = dz2.T @ x2 if need_w else None
+    xp, dz2 = backend.get_array_module(dz), dz.reshape(-1, dz.shape[-1])
+    dx = parallel.matmul(xp, dz2, w).reshape(x_shape) if need_x else None
+    dw = parallel.matmul(xp, dz2.T, x2) if need_w else None
     return dx, dw
 
 
@@ -135,8 +136,9 @@ def _recurrent_weight_grad(dz: Any, hs: Any, h0: Any, reverse: bool) -> Any:
         first, rest, previous = dz[-1], dz[:-1], hs[1:]
     else:
         first, rest, previous = dz[0], dz[1:], hs[:-1]
-    g, h = dz.shape[-1], hs.shape[-1]
-    return first.T @ h0 + rest.reshape(-1, g).T @ previous.reshape(-1, h)
+    xp, g, h = backend.get_array_module(dz), dz.shape[-1], hs.shape[-1]
+    product = parallel.matmul(xp, rest.reshape(-1, g).T, previous.reshape(-1, h))
+    return first.T @ h0 + product
 
 
 def _check(
@@ -217,7 +219,7 @@ class RNNLayer(Op):
         h_prev = h0
         for t in _steps(x.shape[0], self.reverse):
             h = hs[t]  # holds x_t W_ih^T + b until the recurrent term is added
-            xp.matmul(h_prev, w_t, out=step)
+            parallel.matmul(xp, h_prev, w_t, out=step)
             h += step
             if self.nonlinearity == "tanh":
                 xp.tanh(h, out=h)
@@ -250,7 +252,7 @@ class RNNLayer(Op):
                 d *= slope
             else:
                 d *= hs[t] > 0
-            xp.matmul(d, w_hh, out=dh)
+            parallel.matmul(xp, d, w_hh, out=dh)
         need = self.needs_input_grad
         x_shape = (*hs.shape[:2], x2.shape[1])
         dx, dw_ih = _projection_grads(dz, x2, w_ih, x_shape, need[0], need[2])
@@ -311,7 +313,7 @@ class LSTMLayer(Op):
         step, ig = xp.empty_like(xw[0]), xp.empty_like(states[1, 0])
         h_prev, c_prev = h0, c0
         for t in _steps(x.shape[0], self.reverse):
-            xp.matmul(h_prev, w_t, out=step)
+            parallel.matmul(xp, h_prev, w_t, out=step)
             step += xw[t]
             a = acts[:, t]
             xp.tanh(_gate_major(step, 4), out=a)
@@ -376,7 +378,7 @@ class LSTMLayer(Op):
             xp.subtract(1, slope[3], out=slope[3])
             xp.multiply(d, slope, out=_gate_major(dz[t], 4))
             dc *= f
-            xp.matmul(dz[t], w_hh, out=dh)
+            parallel.matmul(xp, dz[t], w_hh, out=dh)
         need = self.needs_input_grad
         x_shape = (*dz.shape[:2], x2.shape[1])
         dx, dw_ih = _projection_grads(dz, x2, w_ih, x_shape, need[0], need[3])
@@ -439,7 +441,7 @@ class GRULayer(Op):
         step = xp.empty_like(xw[0])
         h_prev = h0
         for t in _steps(x.shape[0], self.reverse):
-            xp.matmul(h_prev, w_t, out=step)
+            parallel.matmul(xp, h_prev, w_t, out=step)
             hh, xwt, a, hn = _gate_major(step, 3), _gate_major(xw[t], 3), acts[:, t], hn_all[t]
             rz = a[:2]
             xp.add(hh[:2], xwt[:2], out=rz)
@@ -501,7 +503,7 @@ class GRULayer(Op):
             xp.copyto(dhh[:2], d[:2])
             xp.multiply(dn, r, out=dhh[2])
             dh *= z
-            xp.matmul(dhh_all[t], w_hh, out=tmp)
+            parallel.matmul(xp, dhh_all[t], w_hh, out=tmp)
             dh += tmp
         need = self.needs_input_grad
         x_shape = (*hs.shape[:2], x2.shape[1])
