@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import minidl as md
 from minidl import nn, parallel
 from minidl.backend import simulated
+from minidl.ops import conv as conv_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,7 @@ def blas_threads() -> list[int]:
 def test_set_num_threads_sets_the_pool_and_blas_stays_at_one_thread(threads):
     threads(3)
     assert md.get_num_threads() == 3
-    assert set(blas_threads()) == {1}  # minidl's pool splits the products instead
+    assert set(blas_threads()) == {1}  # BLAS runs n threads only inside parallel.matmul
     threads(1)
     assert md.get_num_threads() == 1 and set(blas_threads()) == {1}
     with pytest.raises(
@@ -190,8 +191,13 @@ CONVS = [
 
 @pytest.mark.parametrize(("name", "make", "shape"), CONVS, ids=[c[0] for c in CONVS])
 @pytest.mark.parametrize("n", [2, 3])
-def test_threaded_convolutions_match_one_thread(threads, name, make, shape, n):
-    """Parts of the output positions sum dW in another order: equal to rounding."""
+@pytest.mark.parametrize("pool", [True, False], ids=["pool parts", "blas threads"])
+def test_threaded_convolutions_match_one_thread(threads, monkeypatch, name, make, shape, n, pool):
+    """Parts of the output positions sum dW in another order: equal to rounding. These
+    convolutions are small enough to run as one part with BLAS's threads; with
+    ``POOL_COLUMNS`` at 0 the pool's parts run them."""
+    if pool:
+        monkeypatch.setattr(conv_ops, "POOL_COLUMNS", 0)
     md.manual_seed(0)
     layer = make().double()
     x = batch_last(shape, np.random.default_rng(0))

@@ -122,10 +122,24 @@ def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any
     return batch_first(y.reshape(w.shape[0], *out_and_batch))
 
 
+# Columns (elements) below which a convolution runs as one part on the calling thread, its
+# product at BLAS's threads (``parallel.matmul``): handing a part to a Python thread costs
+# 20-80 us, more than sharing a copy this small saves (W6 at two threads: minidl/PyTorch
+# 1.57-1.77 with the pool's parts, 1.23-1.46 without, benchmarks/RESULTS.md).
+POOL_COLUMNS = 1 << 20
+
+
+def _pool_work(columns: int) -> int:
+    """The work ``parallel.splits`` weighs for ``columns`` elements of columns: none below
+    ``POOL_COLUMNS`` (then only their size cuts them)."""
+    return columns if columns >= POOL_COLUMNS else 0
+
+
 def _position_parts(xp: Any, view: Any, dims: int) -> list[slice]:
     """Parts of the first output axis of a window view (C, *k, *O, N) for the thread pool:
     each builds and multiplies the columns of its own output positions."""
-    return parallel.splits(xp, view.shape[1 + dims], view.size, view.size * view.itemsize)
+    size = view.size
+    return parallel.splits(xp, view.shape[1 + dims], _pool_work(size), size * view.itemsize)
 
 
 def _columns(xp: Any, view: Any, dims: int, rows: slice) -> Any:
@@ -148,7 +162,7 @@ def _convolve(xp: Any, w: Any, x: Any, win: Windows, groups: int, bias: Any = No
         cols = _columns(xp, view, dims, rows)
         positions = math.prod(cols.shape[1 + dims :])  # explicit: -1 is ambiguous for N = 0
         out = y[:, rows].reshape(groups, c_out // groups, positions)  # a view: y is contiguous
-        xp.matmul(wg, cols.reshape(groups, wg.shape[2], positions), out=out)
+        parallel.matmul(xp, wg, cols.reshape(groups, wg.shape[2], positions), out=out)
         if bias is not None:
             out += bias.reshape(groups, -1, 1)
 
@@ -169,7 +183,7 @@ def _weight_grad(xp: Any, dy: Any, x: Any, win: Windows, groups: int) -> Any:
         positions = math.prod(cols.shape[1 + dims :])
         flat = cols.reshape(groups, math.prod(cols.shape[: 1 + dims]) // groups, positions)
         dy_part = dy_rows[:, rows].reshape(groups, c_out // groups, positions)
-        return xp.matmul(dy_part, flat.swapaxes(1, 2))
+        return parallel.matmul(xp, dy_part, flat.swapaxes(1, 2))
 
     partial = parallel.run(part, _position_parts(xp, view, dims))
     dw = partial[0]
@@ -196,11 +210,13 @@ def _correlate_adjoint(
     dy_rows = _rows(dy, groups)  # (g, C_out/g, prod(O) * N)
     dx = spatial_buffer(xp, (n, c_in, *win.padded_size(size)), dy.dtype, 0)
     work = c_in * taps * dy_rows.shape[2]
-    parts = parallel.splits(xp, c_in, work, work * dx.itemsize) if groups == 1 else [slice(0, c_in)]
+    parts = [slice(0, c_in)]
+    if groups == 1:
+        parts = parallel.splits(xp, c_in, _pool_work(work), work * dx.itemsize)
 
     def part(channels: slice) -> None:
         rows = slice(channels.start * taps, channels.stop * taps)
-        dcols = xp.matmul(wt[:, rows], dy_rows)
+        dcols = parallel.matmul(xp, wt[:, rows], dy_rows)
         dcols = dcols.reshape(channels.stop - channels.start, *win.kernel, *dy.shape[2:], n)
         col2im_add(dcols, win, dx[:, channels])
 
