@@ -10,8 +10,8 @@ import os
 import sys
 
 from projects.runner import (
-    BLAS_ENV,
-    BLAS_THREADS,
+    THREADS,
+    THREADS_ENV,
     ProjectError,
     load_project,
     project_names,
@@ -19,8 +19,8 @@ from projects.runner import (
 )
 
 
-def _blas_default() -> int | None:
-    value = os.environ.get(BLAS_ENV, str(BLAS_THREADS))
+def _threads_default() -> int | None:
+    value = os.environ.get(THREADS_ENV, str(THREADS))
     return None if value in ("", "0", "default") else int(value)
 
 
@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--threads",
         "--blas-threads",  # its first name, from when only BLAS had threads
-        dest="blas_threads",
+        dest="threads",
         type=int,
-        default=_blas_default(),
-        help=f"minidl's threads (default {BLAS_THREADS}, or ${BLAS_ENV}; 0: minidl's default)",
+        default=_threads_default(),
+        help=f"minidl's threads (default {THREADS}, or ${THREADS_ENV}; 0: minidl's default)",
     )
     run.add_argument(
         "--distributed",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             argv,
             distributed=args.distributed,
             quiet=args.quiet,
-            blas=args.blas_threads or None,
+            threads=args.threads or None,
             full=args.full,
         )
     except ProjectError as error:

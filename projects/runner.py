@@ -14,10 +14,10 @@ epoch per model: ``callbacks=[ctx.epoch_log("mlp", epochs)]`` for ``fit``, or
 anything else, such as training counted in steps). The runner prints where the results
 went.
 
-Threads: a project runs with minidl (its thread pool and NumPy's BLAS) limited to
-``BLAS_THREADS`` thread (see ``blas_threads``; ``--blas-threads N`` or ``MINIDL_BLAS_THREADS``
-change it): on the shared machine the results were measured on, threads that wait for each
-other cost more than they give (projects/RESULTS.md has the measurements).
+Threads: a project runs with minidl limited to ``THREADS`` thread (``minidl_threads``;
+``--threads N`` or ``MINIDL_BLAS_THREADS``, named when only BLAS had threads, change it): on
+the shared machine the results were measured on, threads that wait for each other cost
+more than they give (projects/RESULTS.md has the measurements).
 """
 
 from __future__ import annotations
@@ -136,14 +136,14 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-BLAS_THREADS = 1
-BLAS_ENV = "MINIDL_BLAS_THREADS"
+THREADS = 1
+THREADS_ENV = "MINIDL_BLAS_THREADS"  # its first name, from when only BLAS had threads
 
 
 @contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """minidl limited to ``n`` threads inside the block (None: as it is): its thread pool
-    and NumPy's BLAS (``minidl.set_num_threads``); the count before is restored after."""
+def minidl_threads(n: int | None) -> Iterator[None]:
+    """minidl limited to ``n`` threads inside the block (None: as it is), as
+    ``minidl.set_num_threads`` sets them; the count before is restored after."""
     if n is None:
         yield
         return
@@ -186,13 +186,13 @@ def run_project(
     argv: list[str] | None = None,
     distributed: bool = False,
     quiet: bool = False,
-    blas: int | None = BLAS_THREADS,
+    threads: int | None = THREADS,
     full: bool = False,
 ) -> dict[str, Any]:
     """Run one project and write its ``metrics.json``; returns what was written.
 
     out: default ``runs/NAME`` (``runs/NAME-quick`` with ``quick``); quiet: no progress
-    lines; blas: BLAS threads (None: leave them as they are). Missing data raises
+    lines; threads: minidl's threads (None: leave them as they are). Missing data raises
     ``ProjectError`` with a one-line message, and a run that fails leaves no empty output
     folder behind.
 
@@ -219,7 +219,7 @@ def run_project(
     minidl.manual_seed(seed)
     start = time.perf_counter()
     try:
-        with _output_folder(out_dir), blas_threads(blas):
+        with _output_folder(out_dir), minidl_threads(threads):
             try:
                 module.run(ctx)
             except DataNotFoundError as error:

@@ -123,7 +123,7 @@ def test_threads_are_set_inside_a_run_and_restored_after(tmp_path, monkeypatch, 
 
     before = minidl.get_num_threads()
     monkeypatch.setattr(runner, "load_project", lambda name: _Project(run))
-    run_project("fake", out=tmp_path / "out", blas=n)
+    run_project("fake", out=tmp_path / "out", threads=n)
     assert seen == [(n, {1})]
     assert minidl.get_num_threads() == before
 
