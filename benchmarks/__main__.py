@@ -185,7 +185,7 @@ def format_markdown(results: list[Result], info: dict[str, Any], table: str) -> 
         f"- NumPy {m['numpy']}, BLAS {blas['library']} {blas['version']}, "
         f"kernel {blas['kernel']} (threadpoolctl); OPENBLAS_* variables: {env}",
         f"- PyTorch: {info['torch']}",
-        f"- Threads: {info['threads']} (NumPy's BLAS and torch.set_num_threads)",
+        f"- Threads: {info['threads']} (minidl.set_num_threads and torch.set_num_threads)",
         f"- Steps: {info['warmup']} warm-up, then {info['steps']} timed steps per engine",
         "",
         table,
@@ -231,7 +231,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(WORKLOADS), help="e.g. W1,W3")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per engine")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--threads", type=int, help="threads for both (default: NumPy's BLAS)")
+    parser.add_argument("--threads", type=int, help="threads for both (default: minidl's)")
     parser.add_argument("--no-torch", action="store_true", help="time minidl only")
     parser.add_argument("--no-memory", action="store_true", help="skip the RSS subprocesses")
     parser.add_argument("--markdown", type=Path, help="write the results into this file")
