@@ -11,10 +11,11 @@ thread (set when minidl is imported), so the n parts of an op each call a one-th
 A product made between the parts (a Linear layer's, an LSTM step's) is one BLAS call that
 runs at n threads for that call only (``matmul``): BLAS's native workers take it over in a
 few microseconds, where handing a part to a Python thread costs 20-80 us. BLAS goes back
-to one thread at once, as its workers busy-wait after a threaded call and, left at n, they
-would take the cores from the next op's parts. (NumPy code of your own that wants BLAS
-threads can raise them with threadpoolctl.) The default is ``MINIDL_NUM_THREADS``, else
-``OMP_NUM_THREADS``, else the CPUs this process may run on.
+to the count it had at once, as its workers busy-wait after a threaded call and, left at
+n, they would take the cores from the next op's parts. (NumPy code of your own that wants
+BLAS threads can raise them with threadpoolctl; ``matmul`` restores what it finds.) The
+default is ``MINIDL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process
+may run on.
 
 Only NumPy arrays are split (``splits``): CuPy parallelises on the GPU by itself.
 """
@@ -79,7 +80,7 @@ _blas = _blas_libraries()  # looked up again by set_num_threads: SciPy may load 
 
 
 def _blas_threads(n: int) -> None:
-    """Every loaded BLAS at ``n`` threads (~2 us a library)."""
+    """Every loaded BLAS at ``n`` threads (under 1 us a library)."""
     for library in _blas:
         library.set_num_threads(n)
 
@@ -190,11 +191,13 @@ def matmul(xp: Any, a: Any, b: Any, out: Any = None) -> Any:
     ``get_num_threads()`` threads for this call (see the module's doc)."""
     if xp is not np or _threads == 1 or getattr(_local, "inside", False):
         return xp.matmul(a, b, out=out)
+    before = [library.num_threads for library in _blas]  # one, unless the user raised it
     _blas_threads(_threads)
     try:
         return xp.matmul(a, b, out=out)
     finally:
-        _blas_threads(1)
+        for library, n in zip(_blas, before):
+            library.set_num_threads(n)
 
 
 def map_parts(xp: Any, fn: Callable[..., Any], *arrays: Any) -> Any:

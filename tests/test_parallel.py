@@ -161,6 +161,10 @@ def test_matmul_runs_blas_at_the_thread_count_for_that_call_only(threads, monkey
     np.testing.assert_array_equal(np.concatenate(inner), a @ b)
     assert [set(t) for t in seen] == [{n}] + [{1}] * 2  # a part's product: one BLAS thread
     assert set(blas_threads()) == {1}  # and one again after the call
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(4, user_api="blas"):  # the user's own BLAS threads
+        parallel.matmul(np, a, b)
+        assert set(blas_threads()) == {4}  # restored, not reset to one
     assert parallel.matmul(np, a[None], b[None]).shape == (1, 64, 96)  # batched
 
 
