@@ -6,7 +6,7 @@ A convolution (PyTorch's: a cross-correlation) of x (N, C_in, *S) with w (C_out,
     cols = im2col(x): (C_in/g * prod(k), prod(O) * N) per group,  Y_g = W_g @ cols_g
 
 where W_g is w's group g flattened to (C_out/g, C_in/g * prod(k)). Its derivatives are
-matrix products too: dW_g = dY_g @ cols_g^T (the same columns, kept from the forward),
+matrix products too: dW_g = dY_g @ cols_g^T (the same columns, rebuilt from x in backward),
 dcols_g = W_g^T @ dY_g and dx = col2im(dcols) (``minidl.ops.im2col``).
 
 A transposed convolution is the adjoint of a convolution: its forward is a convolution's
@@ -148,48 +148,67 @@ def _columns(xp: Any, view: Any, dims: int, rows: slice) -> Any:
     return xp.ascontiguousarray(view[(slice(None),) * (1 + dims) + (rows,)])
 
 
-def _convolve(xp: Any, w: Any, x: Any, win: Windows, groups: int, bias: Any = None) -> Any:
-    """Y_g = W_g @ im2col(x)_g (+ bias), in parts along the first output axis (threads): each
-    part copies the columns of its output positions and multiplies them into its slice of y,
-    so at most one part's columns per thread exist at a time.
-    w: (C_out, C_in/g, *k), x: (N, C_in, *S) -> y: (N, C_out, *O), stored batch last."""
-    dims, c_out = w.ndim - 2, w.shape[0]
+def _column_products(
+    xp: Any,
+    x: Any,
+    win: Windows,
+    groups: int,
+    w: Any = None,
+    rows: Any = None,
+    bias: Any = None,
+) -> tuple[Any, Any]:
+    """The products of cols = im2col(x) a convolution needs, in parts along the first output
+    axis (threads): each part copies the columns of its output positions once, so at most
+    one part's columns per thread exist at a time. With ``w``: Y_g = W_g @ cols_g (+ bias),
+    each part into its slice of y. With ``rows``: dW_g = R_g @ cols_g^T, summed over the
+    parts (a transposed convolution's backward asks for both, from the same columns).
+    x: (N, C_in, *S), w: (C_out, C_in/g, *k), rows: (N, C_r, *O) stored batch last
+    -> (y: (N, C_out, *O) stored batch last, dW: (C_r, C_in/g, *k)); None where not asked."""
+    if w is None and rows is None:
+        return None, None
+    dims = len(win.kernel)
     view = window_view(xp, pad(xp, x, win), win)  # (C_in, *k, *O, N), no copy
-    y = xp.empty((c_out, *win.out, x.shape[0]), dtype=xp.result_type(w, x))
-    wg = _grouped(w, groups)
+    depth = view.shape[0] // groups * math.prod(win.kernel)  # a column's rows per group
+    if w is not None:
+        y = xp.empty((w.shape[0], *win.out, x.shape[0]), dtype=xp.result_type(w, x))
+        wg = _grouped(w, groups)
+    if rows is not None:
+        r = batch_last(rows)  # (C_r, *O, N), contiguous
 
-    def part(rows: slice) -> None:
-        cols = _columns(xp, view, dims, rows)
+    def part(block: slice) -> Any:
+        cols = _columns(xp, view, dims, block)
         positions = math.prod(cols.shape[1 + dims :])  # explicit: -1 is ambiguous for N = 0
-        out = y[:, rows].reshape(groups, c_out // groups, positions)  # a view: y is contiguous
-        parallel.matmul(xp, wg, cols.reshape(groups, wg.shape[2], positions), out=out)
-        if bias is not None:
-            out += bias.reshape(groups, -1, 1)
+        flat = cols.reshape(groups, depth, positions)
+        if w is not None:
+            out = y[:, block].reshape(groups, w.shape[0] // groups, positions)  # a view
+            parallel.matmul(xp, wg, flat, out=out)
+            if bias is not None:
+                out += bias.reshape(groups, -1, 1)
+        if rows is None:
+            return None
+        r_part = r[:, block].reshape(groups, r.shape[0] // groups, positions)
+        return parallel.matmul(xp, r_part, flat.swapaxes(1, 2))
 
-    parallel.run(part, _position_parts(xp, view, dims))
-    return batch_first(y)
+    partial = parallel.run(part, _position_parts(xp, view, dims))
+    dw = None
+    if rows is not None:
+        dw = partial[0]
+        for more in partial[1:]:
+            dw += more
+        dw = dw.reshape(r.shape[0], view.shape[0] // groups, *win.kernel)
+    return (batch_first(y) if w is not None else None), dw
+
+
+def _convolve(xp: Any, w: Any, x: Any, win: Windows, groups: int, bias: Any = None) -> Any:
+    """Y_g = W_g @ im2col(x)_g (+ bias) (``_column_products``).
+    w: (C_out, C_in/g, *k), x: (N, C_in, *S) -> y: (N, C_out, *O), stored batch last."""
+    return _column_products(xp, x, win, groups, w=w, bias=bias)[0]
 
 
 def _weight_grad(xp: Any, dy: Any, x: Any, win: Windows, groups: int) -> Any:
-    """dW_g = dY_g @ im2col(x)_g^T, summed over parts of the output positions (threads), each
-    part rebuilding its own columns. dy: (N, C_out, *O) stored batch last, x: (N, C_in, *S)
-    -> dW: (C_out, C_in/g, *k)."""
-    dims, c_out = dy.ndim - 2, dy.shape[1]
-    view = window_view(xp, pad(xp, x, win), win)  # (C_in, *k, *O, N)
-    dy_rows = batch_last(dy)  # (C_out, *O, N), contiguous
-
-    def part(rows: slice) -> Any:
-        cols = _columns(xp, view, dims, rows)
-        positions = math.prod(cols.shape[1 + dims :])
-        flat = cols.reshape(groups, math.prod(cols.shape[: 1 + dims]) // groups, positions)
-        dy_part = dy_rows[:, rows].reshape(groups, c_out // groups, positions)
-        return parallel.matmul(xp, dy_part, flat.swapaxes(1, 2))
-
-    partial = parallel.run(part, _position_parts(xp, view, dims))
-    dw = partial[0]
-    for more in partial[1:]:
-        dw += more
-    return dw.reshape(c_out, view.shape[0] // groups, *win.kernel)
+    """dW_g = dY_g @ im2col(x)_g^T (``_column_products``). dy: (N, C_out, *O) stored batch
+    last, x: (N, C_in, *S) -> dW: (C_out, C_in/g, *k)."""
+    return _column_products(xp, x, win, groups, rows=dy)[1]
 
 
 def _bias_grad(dy: Any) -> Any:
@@ -377,12 +396,11 @@ class ConvInputGrad(Op):
 
     def backward(self, g: Array) -> tuple:
         dy, w = self.saved
-        d_dy = dw = None
-        if self.needs_input_grad[0]:
-            d_dy = _convolve(self.xp, w, g, self.win, self.groups)
-        if self.needs_input_grad[1]:
-            dw = _weight_grad(self.xp, dy, g, self.win, self.groups)
-        return d_dy, dw
+        need = self.needs_input_grad
+        # both from the same columns of g, built once
+        return _column_products(
+            self.xp, g, self.win, self.groups, w if need[0] else None, dy if need[1] else None
+        )
 
     def reference(self, dy: Tensor, w: Tensor) -> Tensor:
         return conv_transpose_simple(dy, w, None, self.win, self.size, self.groups)
@@ -511,13 +529,12 @@ class ConvTransposeNd(Op):
 
     def backward(self, dy: Array | Tensor) -> tuple:
         x, w = self.saved
-        dx = dw = db = None
-        if self.needs_input_grad[0]:
-            dx = _convolve(self.xp, w, dy, self.win, self.groups)
-        if self.needs_input_grad[1]:
-            dw = _weight_grad(self.xp, x, dy, self.win, self.groups)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            db = _bias_grad(dy)
+        need = self.needs_input_grad
+        # dx = W @ cols(dy) and dW = x @ cols(dy)^T: the columns of dy built once
+        dx, dw = _column_products(
+            self.xp, dy, self.win, self.groups, w if need[0] else None, x if need[1] else None
+        )
+        db = _bias_grad(dy) if len(need) > 2 and need[2] else None
         return dx, dw, db
 
     def reference(self, x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
