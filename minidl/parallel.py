@@ -10,7 +10,7 @@ One pool owns the threads: ``set_num_threads(n)`` sets its size, and NumPy's BLA
 thread (set when minidl is imported), so the n parts of an op each call a one-thread BLAS.
 A product made between the parts (a Linear layer's, an LSTM step's) is one BLAS call that
 runs at n threads for that call only (``matmul``): BLAS's native workers take it over in a
-few microseconds, where handing a part to a Python thread costs 20-80 us. BLAS goes back
+few microseconds, where handing a part to a Python thread costs 20-83 us. BLAS goes back
 to the count it had at once, as its workers busy-wait after a threaded call and, left at
 n, they would take the cores from the next op's parts. (NumPy code of your own that wants
 BLAS threads can raise them with threadpoolctl; ``matmul`` restores what it finds.) The
@@ -89,7 +89,8 @@ _blas_threads(1)
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for minidl's ops (``torch.set_num_threads``); BLAS stays at one."""
+    """Use ``n`` threads for minidl's ops (``torch.set_num_threads``); BLAS stays at one
+    between the products that ``matmul`` runs at ``n``."""
     global _threads, _pool, _blas
     n = _checked(int(n))
     with _lock:

@@ -124,7 +124,7 @@ def _correlate(xp: Any, w: Any, cols: Any, groups: int, bias: Any = None) -> Any
 
 # Columns (elements) below which a convolution runs as one part on the calling thread, its
 # product at BLAS's threads (``parallel.matmul``): handing a part to a Python thread costs
-# 20-80 us, more than sharing a copy this small saves (W6 at two threads: minidl/PyTorch
+# 20-83 us, more than sharing a copy this small saves (W6 at two threads: minidl/PyTorch
 # 1.57-1.77 with the pool's parts, 1.23-1.46 without, benchmarks/RESULTS.md).
 POOL_COLUMNS = 1 << 20
 
